@@ -1,0 +1,142 @@
+//! The library's front door: a [`Classifier`] built from model bytes, and
+//! [`Classifier::classify`] from image bytes to a [`Prediction`]. The CLI and
+//! the browser call exactly this.
+
+use crate::backend::{Backend, BackendKind, FeatureMap};
+use crate::decode::{self, Limits};
+use crate::model::{LoadOptions, ModelInfo, ModelPackage};
+use crate::preprocess::preprocess;
+use crate::Error;
+use image::DynamicImage;
+use serde::{Deserialize, Serialize};
+use web_time::Instant;
+
+/// One class's probability.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassProbability {
+    pub class: String,
+    pub probability: f32,
+}
+
+/// Milliseconds spent in each step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    pub decode_ms: f64,
+    pub preprocess_ms: f64,
+    pub inference_ms: f64,
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    /// The most probable class.
+    pub label: String,
+    /// Every class, in the model's output order, summing to 1.
+    pub probabilities: Vec<ClassProbability>,
+    pub logits: Vec<f32>,
+    pub backend: BackendKind,
+    pub timings: Timings,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+    /// The last feature map, when the model has a `features` output.
+    #[serde(skip)]
+    pub features: Option<FeatureMap>,
+}
+
+/// A loaded model plus the budgets its inputs are held to.
+pub struct Classifier {
+    info: ModelInfo,
+    backend: Backend,
+    limits: Limits,
+}
+
+/// Softmax of `logits / temperature`, computed stably in f64.
+pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
+    let t = f64::from(temperature);
+    let max = logits.iter().map(|&v| f64::from(v) / t).fold(f64::NEG_INFINITY, f64::max);
+    let exps: Vec<f64> = logits.iter().map(|&v| (f64::from(v) / t - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.iter().map(|e| (e / sum) as f32).collect()
+}
+
+impl Classifier {
+    /// Validates `model` (see [`ModelPackage::read`]) and loads it on the CPU backend.
+    pub fn new(model: &[u8], opts: &LoadOptions) -> Result<Self, Error> {
+        let package = ModelPackage::read(model, opts)?;
+        let backend = Backend::cpu(&package)?;
+        Ok(Classifier { info: package.info, backend, limits: Limits::default() })
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// Decodes, preprocesses and classifies one image file's bytes.
+    pub fn classify(&self, image: &[u8]) -> Result<Prediction, Error> {
+        let t0 = Instant::now();
+        let decoded = decode::decode(image, &self.limits)?;
+        let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        let mut p = self.classify_image(&decoded.image)?;
+        p.timings.decode_ms = decode_ms;
+        p.format = decoded.format.to_string();
+        Ok(p)
+    }
+
+    /// Classifies an already decoded image.
+    pub fn classify_image(&self, image: &DynamicImage) -> Result<Prediction, Error> {
+        let t0 = Instant::now();
+        let input = preprocess(image, &self.info.input);
+        let t1 = Instant::now();
+        let out = self.backend.run(&input)?;
+        let t2 = Instant::now();
+        let probs = softmax(&out.logits, self.info.temperature);
+        let best = probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map_or(0, |(i, _)| i);
+        Ok(Prediction {
+            label: self.info.classes[best].clone(),
+            probabilities: self
+                .info
+                .classes
+                .iter()
+                .zip(&probs)
+                .map(|(class, &probability)| ClassProbability { class: class.clone(), probability })
+                .collect(),
+            logits: out.logits,
+            backend: self.backend.kind(),
+            timings: Timings {
+                decode_ms: 0.0,
+                preprocess_ms: (t1 - t0).as_secs_f64() * 1e3,
+                inference_ms: (t2 - t1).as_secs_f64() * 1e3,
+            },
+            width: image.width(),
+            height: image.height(),
+            format: String::new(),
+            features: out.features,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::softmax;
+
+    #[test]
+    fn softmax_is_stable_and_tempered() {
+        let p = softmax(&[1000.0, 1000.0], 1.0);
+        assert_eq!(p, vec![0.5, 0.5]);
+        let p = softmax(&[0.0, 2.0f32.ln()], 1.0);
+        assert!((p[1] - 2.0 / 3.0).abs() < 1e-6);
+        // Temperature 2 flattens: exp(ln2 / 2) = sqrt 2.
+        let p = softmax(&[0.0, 2.0f32.ln()], 2.0);
+        assert!((p[1] - 2f32.sqrt() / (1.0 + 2f32.sqrt())).abs() < 1e-6);
+    }
+}

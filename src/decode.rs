@@ -1,0 +1,148 @@
+//! Image decoding with budgets.
+//!
+//! Reads JPEG (baseline and progressive), PNG (1–16 bit; grey, grey+alpha, RGB,
+//! RGBA, palette), BMP, TIFF and WebP through the `image` crate with only those
+//! codecs compiled in. The decoded image keeps its sample depth (16-bit stays
+//! 16-bit, grey stays grey) so that preprocessing sees the full precision.
+//!
+//! Budgets are checked before any pixel buffer is allocated: the file size
+//! against [`Limits::max_bytes`], and the width × height read from the header
+//! against [`Limits::max_pixels`] (decompression bombs: a few hundred bytes of
+//! PNG can claim 100000 × 100000 pixels). EXIF orientation is applied, so a
+//! phone photo of a film is upright.
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
+use std::io::Cursor;
+
+/// Size budgets for one input image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest file accepted, in bytes.
+    pub max_bytes: usize,
+    /// Largest width × height accepted, read from the header before decoding.
+    pub max_pixels: u64,
+    /// Smallest width and height accepted: below this there is nothing to screen.
+    pub min_side: u32,
+}
+
+impl Default for Limits {
+    /// 64 MiB files, 64 megapixels (an 8000 × 8000 scan or a 50 MP phone photo),
+    /// at least 16 pixels a side.
+    fn default() -> Self {
+        Limits { max_bytes: 64 << 20, max_pixels: 64_000_000, min_side: 16 }
+    }
+}
+
+/// Why an image could not be read. Every message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the file is empty (0 bytes); choose the image file itself, not a shortcut or a folder")]
+    Empty,
+    #[error("the file is {bytes} bytes, over the {limit}-byte limit for one image; export the scan at a smaller size")]
+    TooLarge { bytes: usize, limit: usize },
+    #[error("this looks like a text file, not an image (it starts with {start:?}); choose a JPEG, PNG, BMP, TIFF or WebP image")]
+    Text { start: String },
+    #[error("unrecognised image format (the file starts with bytes {magic}); supported formats are JPEG, PNG, BMP, TIFF and WebP")]
+    UnknownFormat { magic: String },
+    #[error("the image header says {width} × {height} pixels ({pixels} in all), over the limit of {limit}; this is either a corrupt file or far larger than any scan — export it at a smaller size")]
+    TooManyPixels { width: u32, height: u32, pixels: u64, limit: u64 },
+    #[error("the image is only {width} × {height} pixels; at least {min} × {min} are needed to screen anything")]
+    TooSmall { width: u32, height: u32, min: u32 },
+    #[error("the {format} file is truncated or corrupt ({detail}); copy the file again from its source")]
+    Corrupt { format: &'static str, detail: String },
+}
+
+/// A decoded image and the format it came from.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub image: DynamicImage,
+    pub format: &'static str,
+}
+
+/// Decodes `bytes` into an image within `limits`.
+pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty);
+    }
+    if bytes.len() > limits.max_bytes {
+        return Err(DecodeError::TooLarge { bytes: bytes.len(), limit: limits.max_bytes });
+    }
+    let format = image::guess_format(bytes).map_err(|_| unknown_format(bytes))?;
+    let name = format_name(format);
+    if name == "other" {
+        return Err(unknown_format(bytes));
+    }
+    let corrupt = |e: image::ImageError| DecodeError::Corrupt { format: name, detail: e.to_string() };
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // zune-jpeg pads a truncated scan with grey instead of failing: a half
+        // image would be screened as if it were whole, so refuse it here.
+        return Err(DecodeError::Corrupt { format: name, detail: "the end-of-image marker is missing".into() });
+    }
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_pixels.saturating_mul(16));
+    reader.limits(image_limits);
+    let mut decoder = reader.into_decoder().map_err(corrupt)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(DecodeError::TooManyPixels { width, height, pixels, limit: limits.max_pixels });
+    }
+    if width < limits.min_side || height < limits.min_side {
+        return Err(DecodeError::TooSmall { width, height, min: limits.min_side });
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
+    image.apply_orientation(orientation);
+    Ok(Decoded { image, format: name })
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::WebP => "WebP",
+        _ => "other",
+    }
+}
+
+/// A JPEG is complete when its last marker is EOI (FF D9); some cameras
+/// append a few bytes of padding after it, so look in the last 1 KiB.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let tail = &bytes[bytes.len().saturating_sub(1024)..];
+    tail.windows(2).any(|w| w == [0xFF, 0xD9])
+}
+
+fn unknown_format(bytes: &[u8]) -> DecodeError {
+    let head = &bytes[..bytes.len().min(16)];
+    let printable = |b: &u8| b.is_ascii_graphic() || b.is_ascii_whitespace();
+    if bytes.iter().take(512).all(printable) {
+        let start: String = String::from_utf8_lossy(head).chars().take(16).collect();
+        return DecodeError::Text { start };
+    }
+    let magic = head.iter().take(8).map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+    DecodeError::UnknownFormat { magic }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_magic_is_reported_for_binary_garbage() {
+        let err = decode(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9], &Limits::default()).unwrap_err();
+        assert!(err.to_string().contains("00 01 02 03 04 05 06 07"), "{err}");
+    }
+
+    #[test]
+    fn eoi_check_accepts_trailing_padding() {
+        let mut jpeg = vec![0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
+        assert!(jpeg_is_complete(&jpeg));
+        jpeg.extend_from_slice(&[0; 100]);
+        assert!(jpeg_is_complete(&jpeg));
+        assert!(!jpeg_is_complete(&[0xFF, 0xD8, 1, 2, 3]));
+    }
+}

@@ -1,0 +1,32 @@
+//! mriscreen: the one library shared by the browser (wasm) and the native
+//! trainer and CLI — image decoding, preprocessing, the ONNX model package,
+//! inference backends, and (wasm32 only) the JavaScript API in `web.rs`.
+//!
+//! Research software, not a diagnostic device.
+
+pub mod backend;
+pub mod classify;
+pub mod decode;
+pub mod model;
+pub mod preprocess;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use backend::{BackendKind, InferenceError};
+pub use classify::{softmax, ClassProbability, Classifier, Prediction, Timings};
+pub use decode::{DecodeError, Limits};
+pub use model::{LoadOptions, ModelError, ModelInfo, ModelPackage, Overrides};
+
+/// Everything that can go wrong between bytes in and a prediction out.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// Shown wherever results are: the page, the CLI, every report.
+pub const DISCLAIMER: &str = "Research software, not a diagnostic device. Results must not be used for clinical decisions.";

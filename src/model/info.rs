@@ -1,0 +1,348 @@
+//! What a model is: its classes, input spec, precision and provenance, read
+//! from the `mriscreen.*` metadata and completed by the user's [`Overrides`].
+
+use super::ModelError;
+use crate::preprocess::{InputSpec, Intensity, Resize};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// The `metadata_props` keys of the ONNX contract (DESIGN.md).
+pub mod keys {
+    pub const CLASSES: &str = "mriscreen.classes";
+    pub const INPUT_SIZE: &str = "mriscreen.input_size";
+    pub const MEAN: &str = "mriscreen.mean";
+    pub const STD: &str = "mriscreen.std";
+    pub const RESIZE: &str = "mriscreen.resize";
+    /// `robust` (0.5–99.5 percentile window) or `unit`; absent means `robust`.
+    pub const INTENSITY: &str = "mriscreen.intensity";
+    pub const ARCH: &str = "mriscreen.arch";
+    pub const PRECISION: &str = "mriscreen.precision";
+    pub const TEMPERATURE: &str = "mriscreen.temperature";
+    pub const TRAINED_ON: &str = "mriscreen.trained_on";
+}
+
+/// How the weights are stored in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    Fp16,
+    Int8,
+    Int4,
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+            Precision::Int4 => "int4",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fp32" => Ok(Precision::Fp32),
+            "fp16" => Ok(Precision::Fp16),
+            "int8" => Ok(Precision::Int8),
+            "int4" => Ok(Precision::Int4),
+            _ => Err("expected fp32, fp16, int8 or int4".into()),
+        }
+    }
+}
+
+/// What the user supplies for a model that lacks metadata. A value given here
+/// wins over the file's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Overrides {
+    pub classes: Option<Vec<String>>,
+    pub mean: Option<[f32; 3]>,
+    pub std: Option<[f32; 3]>,
+    pub resize: Option<Resize>,
+    pub intensity: Option<Intensity>,
+    /// (width, height).
+    pub input_size: Option<(usize, usize)>,
+}
+
+/// A validated model's description.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Class names in output order.
+    pub classes: Vec<String>,
+    pub input: InputSpec,
+    pub arch: Option<String>,
+    pub precision: Precision,
+    /// Softmax temperature from calibration (1 when uncalibrated).
+    pub temperature: f32,
+    pub trained_on: Option<String>,
+    pub input_name: String,
+    pub logits_name: String,
+    pub features_name: Option<String>,
+    pub sha256: String,
+    pub bytes: usize,
+    /// Defaults applied because neither the file nor the user said otherwise;
+    /// shown to the user, since a wrong guess changes every number.
+    pub assumed: Vec<String>,
+    /// All `metadata_props` of the file.
+    pub metadata: BTreeMap<String, String>,
+    /// (width, height) from the user or the metadata, before the graph is consulted.
+    #[serde(skip)]
+    pub(super) declared_size: Option<(usize, usize)>,
+}
+
+fn invalid(key: &str, value: &str, expected: &str) -> ModelError {
+    ModelError::Metadata { key: key.into(), value: value.into(), expected: expected.into() }
+}
+
+fn parse_class_list(key: &str, value: &str) -> Result<Vec<String>, ModelError> {
+    serde_json::from_str::<Vec<String>>(value).map_err(|_| invalid(key, value, "expected a JSON list of class names"))
+}
+
+fn parse_triple_json(key: &str, value: &str) -> Result<[f32; 3], ModelError> {
+    let v: Vec<f32> = serde_json::from_str(value).map_err(|_| invalid(key, value, "expected a JSON list of 1 or 3 numbers"))?;
+    match v.as_slice() {
+        [x] => Ok([*x; 3]),
+        [r, g, b] => Ok([*r, *g, *b]),
+        _ => Err(invalid(key, value, "expected a JSON list of 1 or 3 numbers")),
+    }
+}
+
+/// Parses an input size: `224` (square) or `WxH` such as `256x192`.
+pub fn parse_size(s: &str) -> Option<(usize, usize)> {
+    let s = s.trim();
+    let (w, h) = match s.split_once(['x', 'X', '×']) {
+        Some((w, h)) => (w.trim().parse().ok()?, h.trim().parse().ok()?),
+        None => {
+            let n = s.parse().ok()?;
+            (n, n)
+        }
+    };
+    (w > 0 && h > 0 && w <= 4096 && h <= 4096).then_some((w, h))
+}
+
+/// Parses `r,g,b` (or one number for all three channels).
+pub fn parse_triple(s: &str) -> Option<[f32; 3]> {
+    let v: Vec<f32> = s.split(',').map(|p| p.trim().parse::<f32>()).collect::<Result<_, _>>().ok()?;
+    match v.as_slice() {
+        [x] => Some([*x; 3]),
+        [r, g, b] => Some([*r, *g, *b]),
+        _ => None,
+    }
+}
+
+/// Parses `a,b,c` into class names.
+pub fn parse_classes(s: &str) -> Vec<String> {
+    s.split(',').map(|c| c.trim().to_string()).collect()
+}
+
+fn check_classes(classes: &[String]) -> Result<(), String> {
+    if classes.is_empty() {
+        return Err("the class list is empty".into());
+    }
+    if let Some(c) = classes.iter().find(|c| c.trim().is_empty()) {
+        return Err(format!("class name {c:?} is blank"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(c) = classes.iter().find(|c| !seen.insert(c.as_str())) {
+        return Err(format!("class {c:?} appears twice"));
+    }
+    Ok(())
+}
+
+impl ModelInfo {
+    /// Reads the `mriscreen.*` metadata, lets `overrides` win, and fills the
+    /// rest with defaults recorded in `assumed`. Graph-derived fields (names,
+    /// layout, size) are set by the caller.
+    pub(super) fn from_metadata(metadata: BTreeMap<String, String>, overrides: &Overrides) -> Result<Self, ModelError> {
+        let ours = metadata.keys().any(|k| k.starts_with("mriscreen."));
+        let meta = |key: &str| metadata.get(key).map(String::as_str);
+        let mut assumed = Vec::new();
+
+        let classes = match (&overrides.classes, meta(keys::CLASSES)) {
+            (Some(c), _) => c.clone(),
+            (None, Some(v)) => parse_class_list(keys::CLASSES, v)?,
+            (None, None) => return Err(ModelError::MissingClasses),
+        };
+        check_classes(&classes).map_err(|e| match &overrides.classes {
+            Some(c) => ModelError::Override { setting: "classes", value: c.join(","), expected: e },
+            None => invalid(keys::CLASSES, meta(keys::CLASSES).unwrap_or_default(), &e),
+        })?;
+
+        let mut triple = |key: &str, given: Option<[f32; 3]>, default: f32| -> Result<[f32; 3], ModelError> {
+            match (given, meta(key)) {
+                (Some(v), _) => Ok(v),
+                (None, Some(v)) => parse_triple_json(key, v),
+                (None, None) => {
+                    assumed.push(format!("{key} absent: using {default} for every channel"));
+                    Ok([default; 3])
+                }
+            }
+        };
+        let mean = triple(keys::MEAN, overrides.mean, 0.0)?;
+        let std = triple(keys::STD, overrides.std, 1.0)?;
+        if std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || mean.iter().any(|m| !m.is_finite()) {
+            let value = format!("mean {mean:?}, std {std:?}");
+            return Err(ModelError::Override { setting: "mean/std", value, expected: "finite numbers, std above 0".into() });
+        }
+
+        let resize = match (overrides.resize, meta(keys::RESIZE)) {
+            (Some(r), _) => r,
+            (None, Some("letterbox")) => Resize::Letterbox,
+            (None, Some("stretch")) => Resize::Stretch,
+            (None, Some(v)) => return Err(invalid(keys::RESIZE, v, "expected letterbox or stretch")),
+            (None, None) => {
+                assumed.push(format!("{} absent: letterboxing (aspect ratio kept)", keys::RESIZE));
+                Resize::Letterbox
+            }
+        };
+        let intensity = match (overrides.intensity, meta(keys::INTENSITY)) {
+            (Some(i), _) => i,
+            (None, Some("robust")) => Intensity::Robust,
+            (None, Some("unit")) => Intensity::Unit,
+            (None, Some(v)) => return Err(invalid(keys::INTENSITY, v, "expected robust or unit")),
+            (None, None) if ours => Intensity::Robust,
+            (None, None) => {
+                assumed.push("no mriscreen metadata: pixel values scaled to [0, 1] by their type's maximum".into());
+                Intensity::Unit
+            }
+        };
+        let declared_size = match (overrides.input_size, meta(keys::INPUT_SIZE)) {
+            (Some(s), _) => Some(s),
+            (None, Some(v)) => Some(parse_size(v).ok_or_else(|| invalid(keys::INPUT_SIZE, v, "expected a size such as 224 or 256x192"))?),
+            (None, None) => None,
+        };
+        let precision = match meta(keys::PRECISION) {
+            Some(v) => v.parse().map_err(|e: String| invalid(keys::PRECISION, v, &e))?,
+            None => Precision::Fp32,
+        };
+        let temperature = match meta(keys::TEMPERATURE) {
+            Some(v) => match v.trim().parse::<f32>() {
+                Ok(t) if t.is_finite() && t > 0.0 => t,
+                _ => return Err(invalid(keys::TEMPERATURE, v, "expected a positive number")),
+            },
+            None => 1.0,
+        };
+        Ok(ModelInfo {
+            classes,
+            input: InputSpec { mean, std, resize, intensity, ..InputSpec::default() },
+            arch: meta(keys::ARCH).map(str::to_string),
+            precision,
+            temperature,
+            trained_on: meta(keys::TRAINED_ON).map(str::to_string),
+            input_name: String::new(),
+            logits_name: String::new(),
+            features_name: None,
+            sha256: String::new(),
+            bytes: 0,
+            assumed,
+            declared_size,
+            metadata,
+        })
+    }
+
+    /// Checks that the logits width equals the class count.
+    pub fn check_output_width(&self, name: &str, width: usize) -> Result<(), ModelError> {
+        if width == self.classes.len() {
+            return Ok(());
+        }
+        Err(ModelError::ClassCount {
+            name: name.into(),
+            outputs: width,
+            classes: self.classes.len(),
+            list: self.classes.join(", "),
+        })
+    }
+
+    /// True for the randomly initialised placeholder that ships until a
+    /// trained model exists.
+    pub fn is_untrained(&self) -> bool {
+        self.trained_on.as_deref().is_some_and(|t| t.starts_with("nothing"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("224"), Some((224, 224)));
+        assert_eq!(parse_size("256x192"), Some((256, 192)));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("abc"), None);
+        assert_eq!(parse_size("100000"), None);
+    }
+
+    #[test]
+    fn triples_parse() {
+        assert_eq!(parse_triple("0.5"), Some([0.5; 3]));
+        assert_eq!(parse_triple("1, 2,3"), Some([1.0, 2.0, 3.0]));
+        assert_eq!(parse_triple("1,2"), None);
+    }
+
+    #[test]
+    fn mriscreen_metadata_is_read() {
+        let m = meta(&[
+            (keys::CLASSES, r#"["a","b"]"#),
+            (keys::MEAN, "[0.5]"),
+            (keys::STD, "[0.25, 0.5, 1]"),
+            (keys::RESIZE, "stretch"),
+            (keys::PRECISION, "fp16"),
+            (keys::TEMPERATURE, "1.5"),
+            (keys::INPUT_SIZE, "128"),
+        ]);
+        let info = ModelInfo::from_metadata(m, &Overrides::default()).unwrap();
+        assert_eq!(info.classes, vec!["a", "b"]);
+        assert_eq!(info.input.mean, [0.5; 3]);
+        assert_eq!(info.input.std, [0.25, 0.5, 1.0]);
+        assert_eq!(info.input.resize, Resize::Stretch);
+        assert_eq!(info.input.intensity, Intensity::Robust);
+        assert_eq!(info.precision, Precision::Fp16);
+        assert_eq!(info.temperature, 1.5);
+        assert_eq!(info.declared_size, Some((128, 128)));
+        assert!(info.assumed.is_empty(), "{:?}", info.assumed);
+    }
+
+    #[test]
+    fn third_party_defaults_are_recorded() {
+        let o = Overrides { classes: Some(vec!["x".into(), "y".into()]), ..Default::default() };
+        let info = ModelInfo::from_metadata(BTreeMap::new(), &o).unwrap();
+        assert_eq!(info.input.intensity, Intensity::Unit);
+        assert_eq!(info.assumed.len(), 4, "{:?}", info.assumed);
+    }
+
+    #[test]
+    fn bad_metadata_names_the_key() {
+        for (k, v) in [
+            (keys::CLASSES, "not json"),
+            (keys::TEMPERATURE, "-1"),
+            (keys::PRECISION, "fp8"),
+            (keys::RESIZE, "crop"),
+            (keys::MEAN, "[1,2]"),
+        ] {
+            let mut m = meta(&[(keys::CLASSES, r#"["a"]"#)]);
+            m.insert(k.into(), v.into());
+            let err = ModelInfo::from_metadata(m, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(k), "{err}");
+        }
+    }
+
+    #[test]
+    fn duplicate_or_blank_classes_are_refused() {
+        for c in [vec!["a", "a"], vec!["a", " "], vec![]] {
+            let o = Overrides { classes: Some(c.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+            assert!(ModelInfo::from_metadata(BTreeMap::new(), &o).is_err());
+        }
+    }
+}
