@@ -155,6 +155,11 @@ impl GraphBuilder {
         self.graph.output.push(value_info(name, DataType::Float, dims));
     }
 
+    /// Declares a graph output without type or shape, as some exporters do.
+    pub fn graph_output_untyped(&mut self, name: &str) {
+        self.graph.output.push(ValueInfoProto { name: name.into(), ..Default::default() });
+    }
+
     pub fn value_info(&mut self, name: &str, dims: &[Dim]) {
         self.graph.value_info.push(value_info(name, DataType::Float, dims));
     }

@@ -1,0 +1,144 @@
+//! Helpers shared by the integration tests: generated images and models.
+#![allow(dead_code)]
+
+use image::{DynamicImage, GrayImage, ImageBuffer, Luma, Rgb, RgbImage};
+use mriscreen::model::random::{self, RandomNet, CLASSES};
+use std::io::Cursor;
+
+/// A brain-MRI-like phantom: dark background, a bright skull ring, grey
+/// tissue and a brighter blob. Deterministic.
+pub fn phantom(w: u32, h: u32) -> GrayImage {
+    GrayImage::from_fn(w, h, |x, y| {
+        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+        let (dx, dy) = ((x as f32 - cx) / (0.42 * w as f32), (y as f32 - cy) / (0.46 * h as f32));
+        let r = (dx * dx + dy * dy).sqrt();
+        let blob = ((x as f32 - 0.62 * w as f32).powi(2) + (y as f32 - 0.4 * h as f32).powi(2)).sqrt() < 0.08 * w as f32;
+        let v = if r > 1.0 {
+            4.0
+        } else if r > 0.92 {
+            220.0
+        } else if blob {
+            245.0
+        } else {
+            100.0 + 40.0 * ((x as f32 * 0.21).sin() * (y as f32 * 0.17).cos())
+        };
+        Luma([v as u8])
+    })
+}
+
+pub fn phantom_rgb(w: u32, h: u32) -> RgbImage {
+    let g = phantom(w, h);
+    RgbImage::from_fn(w, h, |x, y| {
+        let v = g.get_pixel(x, y)[0];
+        Rgb([v, v.saturating_sub(10), v.saturating_add(5)])
+    })
+}
+
+/// 16-bit greyscale using the full 12-bit range typical of MRI exports.
+pub fn phantom16(w: u32, h: u32) -> ImageBuffer<Luma<u16>, Vec<u16>> {
+    let g = phantom(w, h);
+    ImageBuffer::from_fn(w, h, |x, y| Luma([u16::from(g.get_pixel(x, y)[0]) * 16 + (x % 16) as u16]))
+}
+
+pub fn encode(img: &DynamicImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, format).expect("encoding a generated image");
+    out.into_inner()
+}
+
+pub fn png(img: impl Into<DynamicImage>) -> Vec<u8> {
+    encode(&img.into(), image::ImageFormat::Png)
+}
+
+pub fn jpeg(img: impl Into<DynamicImage>) -> Vec<u8> {
+    encode(&img.into(), image::ImageFormat::Jpeg)
+}
+
+/// A small random CNN with the product's four classes at 64 px.
+pub fn tiny_model() -> Vec<u8> {
+    random::tiny_cnn(&RandomNet::new(&CLASSES, 64, 42))
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32(&body).to_be_bytes());
+}
+
+/// A well-formed PNG header that claims `w` × `h` 8-bit grey pixels, with a
+/// tiny (and insufficient) IDAT: a decompression-bomb probe.
+pub fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// Path of a committed fixture under tests/golden.
+pub fn golden(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name)
+}
+
+/// How a third-party (PyTorch- or Keras-style) test model is shaped.
+#[derive(Clone, Copy)]
+pub struct ThirdParty {
+    pub nhwc: bool,
+    pub fixed_size: bool,
+    pub declare_output: bool,
+    pub outputs: usize,
+}
+
+impl Default for ThirdParty {
+    fn default() -> Self {
+        ThirdParty { nhwc: false, fixed_size: true, declare_output: true, outputs: 3 }
+    }
+}
+
+/// A classifier as PyTorch exports it: no mriscreen metadata, a symbolic
+/// batch, a bias-free conv, Flatten, Gemm with transB=1, output "output".
+/// With `nhwc`, a Keras-style `[N,H,W,3]` input transposed inside the graph.
+pub fn third_party(t: ThirdParty) -> Vec<u8> {
+    use mriscreen::model::builder::{attr_ints, ConvAttrs, Dim, GraphBuilder};
+    let mut rng = random::Rng::new(9);
+    let mut b = GraphBuilder::new("torch_jit");
+    let hw: Dim = if t.fixed_size { 32.into() } else { "height".into() };
+    let x = if t.nhwc {
+        let x = b.input("image", &["batch".into(), hw.clone(), hw.clone(), 3.into()]);
+        b.node("Transpose", &[&x], vec![attr_ints("perm", &[0, 3, 1, 2])])
+    } else {
+        b.input("image", &["batch".into(), 3.into(), hw.clone(), hw])
+    };
+    let w = b.constant("conv.weight", &[6, 3, 3, 3], &rng.vec(6 * 27, -0.3, 0.3));
+    let y = b.conv(&x, &w, None, 3, ConvAttrs::new(2, 1));
+    let y = b.relu(&y);
+    let y = b.global_average_pool(&y);
+    let y = b.flatten(&y);
+    let w = b.constant("fc.weight", &[t.outputs, 6], &rng.vec(t.outputs * 6, -1.0, 1.0));
+    let bias = b.constant("fc.bias", &[t.outputs], &rng.vec(t.outputs, -0.1, 0.1));
+    b.gemm(&y, &w, &bias, true);
+    b.rename_last_output("output");
+    if t.declare_output {
+        b.output("output", &["batch".into(), (t.outputs as i64).into()]);
+    } else {
+        b.graph_output_untyped("output");
+    }
+    b.to_bytes()
+}

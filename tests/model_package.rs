@@ -1,0 +1,177 @@
+//! The model package: bad files get specific errors; third-party models run
+//! once the user supplies what they lack.
+
+mod common;
+
+use common::{third_party, ThirdParty};
+use mriscreen::model::builder::{Dim, GraphBuilder};
+use mriscreen::model::{sha256_hex, ModelError, ModelPackage};
+use mriscreen::preprocess::Layout;
+use mriscreen::{Classifier, Error, LoadOptions, Overrides};
+use prost::Message;
+
+fn read_err(bytes: &[u8], opts: &LoadOptions) -> ModelError {
+    ModelPackage::read(bytes, opts).expect_err("must be refused")
+}
+
+fn classes(list: &[&str]) -> LoadOptions {
+    let classes = Some(list.iter().map(|s| s.to_string()).collect());
+    LoadOptions { overrides: Overrides { classes, ..Default::default() }, ..Default::default() }
+}
+
+fn model_err(bytes: &[u8], opts: &LoadOptions) -> String {
+    match Classifier::new(bytes, opts) {
+        Ok(_) => panic!("must be refused"),
+        Err(Error::Model(e)) => e.to_string(),
+        Err(Error::Inference(mriscreen::InferenceError::Model(e))) => e.to_string(),
+        Err(other) => panic!("expected a model error, got {other}"),
+    }
+}
+
+#[test]
+fn empty_model() {
+    assert!(matches!(read_err(&[], &LoadOptions::default()), ModelError::Empty));
+}
+
+#[test]
+fn bytes_that_are_not_protobuf() {
+    for bytes in [&b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..], b"<html>not a model</html>"] {
+        let e = read_err(bytes, &LoadOptions::default());
+        assert!(matches!(e, ModelError::NotOnnx(_) | ModelError::NoGraph), "{e}");
+        assert!(e.to_string().contains("ONNX"), "{e}");
+    }
+}
+
+#[test]
+fn two_inputs() {
+    let mut b = GraphBuilder::new("two");
+    let x = b.input("a", &[1.into(), 3.into(), 8.into(), 8.into()]);
+    let y = b.input("b", &[1.into(), 3.into(), 8.into(), 8.into()]);
+    b.add(&x, &y);
+    b.rename_last_output("logits");
+    b.output("logits", &[1.into(), 3.into(), 8.into(), 8.into()]);
+    let e = read_err(&b.to_bytes(), &classes(&["x"]));
+    assert!(matches!(e, ModelError::Inputs { count: 2, .. }), "{e}");
+    assert!(e.to_string().contains("`a`, `b`"), "{e}");
+}
+
+#[test]
+fn output_width_differs_from_class_list() {
+    // Declared output [batch, 3] against 4 classes: refused at read time.
+    let e = read_err(&third_party(ThirdParty::default()), &classes(&["a", "b", "c", "d"]));
+    assert!(matches!(e, ModelError::ClassCount { outputs: 3, classes: 4, .. }), "{e}");
+    // Undeclared output shape: tract's type inference finds the width.
+    let undeclared = third_party(ThirdParty { declare_output: false, ..Default::default() });
+    let msg = model_err(&undeclared, &classes(&["a", "b"]));
+    assert!(msg.contains("gives 3 scores per image but 2 classes"), "{msg}");
+    // The mriscreen metadata itself can be wrong, too.
+    let msg = model_err(&common::tiny_model(), &classes(&["a", "b", "c"]));
+    assert!(msg.contains("4 scores per image but 3 classes"), "{msg}");
+}
+
+#[test]
+fn sha256_mismatch_and_match() {
+    let bytes = common::tiny_model();
+    let wrong = LoadOptions { expected_sha256: Some("0".repeat(64)), ..Default::default() };
+    let e = read_err(&bytes, &wrong);
+    assert!(matches!(e, ModelError::HashMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("download it again"), "{e}");
+    let right = LoadOptions { expected_sha256: Some(sha256_hex(&bytes).to_uppercase()), ..Default::default() };
+    assert!(ModelPackage::read(&bytes, &right).is_ok());
+    let malformed = LoadOptions { expected_sha256: Some("abc".into()), ..Default::default() };
+    assert!(matches!(read_err(&bytes, &malformed), ModelError::BadExpectedHash(_)));
+}
+
+#[test]
+fn third_party_without_classes_names_the_flag() {
+    let e = read_err(&third_party(ThirdParty::default()), &LoadOptions::default());
+    assert!(matches!(e, ModelError::MissingClasses), "{e}");
+    assert!(e.to_string().contains("--classes"), "{e}");
+}
+
+#[test]
+fn third_party_runs_with_supplied_classes() {
+    let c = Classifier::new(&third_party(ThirdParty::default()), &classes(&["cat", "dog", "owl"])).unwrap();
+    assert_eq!(c.info().logits_name, "output");
+    assert_eq!((c.info().input.width, c.info().input.height), (32, 32));
+    assert!(!c.info().assumed.is_empty(), "defaults must be recorded");
+    let p = c.classify(&common::png(common::phantom(40, 40))).unwrap();
+    assert_eq!(p.probabilities.len(), 3);
+}
+
+#[test]
+fn nhwc_input_is_detected_and_agrees_with_nchw() {
+    let nhwc = Classifier::new(&third_party(ThirdParty { nhwc: true, ..Default::default() }), &classes(&["a", "b", "c"])).unwrap();
+    assert_eq!(nhwc.info().input.layout, Layout::Nhwc);
+    let nchw = Classifier::new(&third_party(ThirdParty::default()), &classes(&["a", "b", "c"])).unwrap();
+    let img = common::png(common::phantom(50, 40));
+    let (a, b) = (nhwc.classify(&img).unwrap(), nchw.classify(&img).unwrap());
+    for (x, y) in a.logits.iter().zip(&b.logits) {
+        assert!((x - y).abs() < 1e-5, "{:?} vs {:?}", a.logits, b.logits);
+    }
+}
+
+#[test]
+fn unfixed_input_size_needs_the_flag() {
+    let free = third_party(ThirdParty { fixed_size: false, ..Default::default() });
+    let e = read_err(&free, &classes(&["a", "b", "c"]));
+    assert!(matches!(e, ModelError::UnknownInputSize { .. }), "{e}");
+    assert!(e.to_string().contains("--input-size"), "{e}");
+    let mut opts = classes(&["a", "b", "c"]);
+    opts.overrides.input_size = Some((48, 48));
+    let c = Classifier::new(&free, &opts).unwrap();
+    assert_eq!(c.info().input.shape(), [1, 3, 48, 48]);
+    // A size that contradicts a fixed input is refused.
+    let mut opts = classes(&["a", "b", "c"]);
+    opts.overrides.input_size = Some((64, 64));
+    let e = read_err(&third_party(ThirdParty::default()), &opts);
+    assert!(matches!(e, ModelError::InputSizeConflict { .. }), "{e}");
+}
+
+#[test]
+fn custom_domain_opset_and_input_type_are_refused() {
+    let mut proto = mriscreen::model::pb::ModelProto::decode(&*common::tiny_model()).unwrap();
+    let mut custom = proto.clone();
+    let node = &mut custom.graph.as_mut().unwrap().node[0];
+    node.domain = "com.microsoft".into();
+    let e = read_err(&custom.encode_to_vec(), &LoadOptions::default());
+    assert!(matches!(e, ModelError::CustomOp { .. }), "{e}");
+
+    let mut old = proto.clone();
+    old.opset_import[0].version = 3;
+    let e = read_err(&old.encode_to_vec(), &LoadOptions::default());
+    assert!(e.to_string().contains("opset 3"), "{e}");
+
+    let input = &mut proto.graph.as_mut().unwrap().input[0];
+    *input = mriscreen::model::builder::value_info(
+        "input",
+        mriscreen::model::pb::tensor_proto::DataType::Uint8,
+        &[Dim::Fixed(1), 3.into(), 64.into(), 64.into()],
+    );
+    let e = read_err(&proto.encode_to_vec(), &LoadOptions::default());
+    assert!(matches!(e, ModelError::InputType { .. }), "{e}");
+    assert!(e.to_string().contains("UINT8"), "{e}");
+}
+
+#[test]
+fn fixed_batch_above_one_is_refused() {
+    let mut proto = mriscreen::model::pb::ModelProto::decode(&*common::tiny_model()).unwrap();
+    proto.graph.as_mut().unwrap().input[0] = mriscreen::model::builder::value_info(
+        "input",
+        mriscreen::model::pb::tensor_proto::DataType::Float,
+        &[Dim::Fixed(8), 3.into(), 64.into(), 64.into()],
+    );
+    let e = read_err(&proto.encode_to_vec(), &LoadOptions::default());
+    assert!(matches!(e, ModelError::Batch { batch: 8, .. }), "{e}");
+}
+
+#[test]
+fn metadata_is_exposed() {
+    let c = Classifier::new(&common::tiny_model(), &LoadOptions::default()).unwrap();
+    let info = c.info();
+    assert_eq!(info.classes, ["glioma", "meningioma", "notumor", "pituitary"]);
+    assert_eq!(info.arch.as_deref(), Some("tiny_cnn"));
+    assert!(info.is_untrained());
+    assert_eq!(info.features_name.as_deref(), Some("features"));
+    assert!(info.assumed.is_empty(), "{:?}", info.assumed);
+}

@@ -1,0 +1,99 @@
+//! `mriscreen predict`: classify image files; one bad file never stops the others.
+
+use crate::model_args::{read_limited, ModelArgs};
+use anyhow::{Context, Result};
+use mriscreen::{Classifier, Limits, Prediction};
+use serde_json::{json, Map, Value};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Print a JSON array, one object per file: {"file","label","probabilities","backend"} or {"file","error"}.
+    #[arg(long)]
+    json: bool,
+    /// Image files to classify.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+/// Exit status: 0 when every file was classified, 1 when any failed.
+pub fn run(args: Args) -> Result<ExitCode> {
+    let chosen = args.model.load()?;
+    let classifier = Classifier::new(&chosen.bytes, &chosen.options)
+        .with_context(|| format!("cannot use model {}", chosen.path.display()))?;
+    let info = classifier.info();
+    // Notes go to stderr under --json so that stdout stays one JSON document.
+    let mut notes = vec![
+        format!(
+            "model: {} ({}, {}, {}x{} input, trained on: {})",
+            chosen.path.display(),
+            info.arch.as_deref().unwrap_or("unknown architecture"),
+            info.precision,
+            info.input.width,
+            info.input.height,
+            info.trained_on.as_deref().unwrap_or("not stated"),
+        ),
+        mriscreen::DISCLAIMER.to_string(),
+    ];
+    if info.is_untrained() {
+        notes.push("WARNING: untrained placeholder model (random weights): its outputs mean nothing.".into());
+    }
+    notes.extend(info.assumed.iter().map(|a| format!("assumed: {a}")));
+    for n in &notes {
+        if args.json { eprintln!("{n}") } else { println!("{n}") }
+    }
+
+    let limits = Limits::default();
+    let results: Vec<(String, Result<Prediction>)> = args
+        .files
+        .iter()
+        .map(|f| {
+            let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(classifier.classify(&bytes)?));
+            (f.display().to_string(), r)
+        })
+        .collect();
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    if args.json {
+        let out: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r)).collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_table(&info.classes, &results);
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn to_json(file: &str, r: &Result<Prediction>) -> Value {
+    match r {
+        Ok(p) => {
+            let probs: Map<String, Value> =
+                p.probabilities.iter().map(|c| (c.class.clone(), json!(c.probability))).collect();
+            json!({ "file": file, "label": p.label, "probabilities": probs, "backend": p.backend })
+        }
+        Err(e) => json!({ "file": file, "error": format!("{e:#}") }),
+    }
+}
+
+fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
+    let fw = results.iter().map(|(f, _)| f.len()).max().unwrap_or(4).max(4);
+    let lw = classes.iter().map(String::len).max().unwrap_or(5).max(5);
+    let mut header = format!("\n{:fw$}  {:lw$}", "file", "label");
+    for c in classes {
+        header += &format!("  {:>w$}", c, w = c.len().max(6));
+    }
+    println!("{header}  backend");
+    for (file, r) in results {
+        match r {
+            Ok(p) => {
+                let mut line = format!("{file:fw$}  {:lw$}", p.label);
+                for (c, cp) in classes.iter().zip(&p.probabilities) {
+                    line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
+                }
+                println!("{line}  {} ({:.1} ms)", p.backend, p.timings.inference_ms);
+            }
+            Err(e) => println!("{file:fw$}  error: {e:#}"),
+        }
+    }
+}

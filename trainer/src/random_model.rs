@@ -1,0 +1,63 @@
+//! `mriscreen random-model`: write a randomly initialised model. It knows
+//! nothing; it exists for placeholders, tests and latency measurements.
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::model::Precision;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Arch {
+    /// torchvision-style MobileNetV2 (width set by --alpha).
+    MobilenetV2,
+    /// A two-block CNN, for fast tests.
+    Tiny,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "mobilenet-v2")]
+    arch: Arch,
+    /// MobileNetV2 width multiplier.
+    #[arg(long, default_value_t = 1.0)]
+    alpha: f32,
+    /// Square input size in pixels.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// Class names in output order.
+    #[arg(long, default_value = "glioma,meningioma,notumor,pituitary")]
+    classes: String,
+    /// Weight storage precision.
+    #[arg(long, default_value = "fp32", value_parser = |s: &str| s.parse::<Precision>())]
+    precision: Precision,
+    /// Random seed (the same seed gives the same bytes).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the .onnx file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Overwrite --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    if a.out.exists() && !a.force {
+        bail!("{} exists; pass --force to overwrite it", a.out.display());
+    }
+    if !(16..=1024).contains(&a.size) {
+        bail!("--size {} is out of range 16..=1024", a.size);
+    }
+    let classes: Vec<&str> = a.classes.split(',').map(str::trim).collect();
+    let mut opts = RandomNet::new(&classes, a.size, a.seed);
+    opts.precision = a.precision;
+    let bytes = match a.arch {
+        Arch::MobilenetV2 => random::mobilenet_v2(a.alpha, &opts),
+        Arch::Tiny => random::tiny_cnn(&opts),
+    };
+    std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
+    println!("{}: {} bytes, sha256 {}", a.out.display(), bytes.len(), mriscreen::model::sha256_hex(&bytes));
+    Ok(ExitCode::SUCCESS)
+}

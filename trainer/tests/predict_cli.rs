@@ -1,0 +1,113 @@
+//! `mriscreen predict` end to end, through the real binary.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn mriscreen(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mriscreen")).args(args).current_dir(dir).output().expect("running mriscreen")
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mriscreen-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn fixtures(dir: &Path) {
+    std::fs::write(dir.join("model.onnx"), common::tiny_model()).unwrap();
+    std::fs::write(dir.join("scan.jpg"), common::jpeg(common::phantom_rgb(120, 100))).unwrap();
+    std::fs::write(dir.join("scan8.png"), common::png(common::phantom(100, 120))).unwrap();
+    std::fs::write(dir.join("scan16.png"), common::png(common::phantom16(128, 128))).unwrap();
+    std::fs::write(dir.join("notes.png"), "this is a text file\n").unwrap();
+}
+
+#[test]
+fn json_output_for_jpeg_png8_png16_and_a_bad_file() {
+    let dir = tempdir("json");
+    fixtures(&dir);
+    let out = mriscreen(&["predict", "--model", "model.onnx", "--json", "scan.jpg", "notes.png", "scan8.png", "scan16.png"], &dir);
+    assert_eq!(out.status.code(), Some(1), "a failed file makes the exit status 1");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
+    let items = v.as_array().unwrap();
+    assert_eq!(items.len(), 4);
+    for (item, file) in items.iter().zip(["scan.jpg", "notes.png", "scan8.png", "scan16.png"]) {
+        assert_eq!(item["file"], file);
+        if file == "notes.png" {
+            assert!(item["error"].as_str().unwrap().contains("text file"), "{item}");
+            continue;
+        }
+        let probs = item["probabilities"].as_object().unwrap();
+        let keys: Vec<&str> = probs.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["glioma", "meningioma", "notumor", "pituitary"], "class order kept");
+        let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() <= 1e-5, "{file}: {sum}");
+        assert!(probs.contains_key(item["label"].as_str().unwrap()));
+        assert_eq!(item["backend"], "cpu");
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not a diagnostic device"), "{stderr}");
+    assert!(stderr.contains("untrained placeholder"), "{stderr}");
+}
+
+#[test]
+fn table_output_and_default_model_from_manifest() {
+    let dir = tempdir("table");
+    fixtures(&dir);
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    let model = common::tiny_model();
+    std::fs::write(dir.join("models/tiny.onnx"), &model).unwrap();
+    let manifest = serde_json::json!({
+        "default": "tiny",
+        "models": [{ "id": "tiny", "file": "tiny.onnx", "sha256": mriscreen::model::sha256_hex(&model) }]
+    });
+    std::fs::write(dir.join("models/manifest.json"), manifest.to_string()).unwrap();
+    let out = mriscreen(&["predict", "scan8.png"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("models/tiny.onnx"), "{stdout}");
+    assert!(stdout.contains("scan8.png"), "{stdout}");
+    assert!(stdout.contains("glioma"), "{stdout}");
+
+    // A tampered default model is refused by its manifest hash.
+    std::fs::write(dir.join("models/tiny.onnx"), [&model[..], b"x"].concat()).unwrap();
+    let out = mriscreen(&["predict", "scan8.png"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256"));
+}
+
+#[test]
+fn third_party_model_needs_and_takes_classes() {
+    let dir = tempdir("third");
+    fixtures(&dir);
+    std::fs::write(dir.join("torch.onnx"), common::third_party(Default::default())).unwrap();
+    let out = mriscreen(&["predict", "--model", "torch.onnx", "scan8.png"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--classes"));
+    let out = mriscreen(
+        &["predict", "--model", "torch.onnx", "--classes", "a,b,c", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--resize", "stretch", "--json", "scan8.png"],
+        &dir,
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["probabilities"].as_object().unwrap().len(), 3);
+    let out = mriscreen(&["predict", "--model", "torch.onnx", "--classes", "a,b,c", "--mean", "1,2", "scan8.png"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--mean"));
+}
+
+#[test]
+fn missing_model_and_folders_are_explained() {
+    let dir = tempdir("missing");
+    fixtures(&dir);
+    let out = mriscreen(&["predict", "scan8.png"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--model"));
+    let out = mriscreen(&["predict", "--model", "model.onnx", "--json", "."], &dir);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v[0]["error"].as_str().unwrap().contains("folder"));
+}
