@@ -20,7 +20,7 @@ pub enum BackendKind {
 impl std::fmt::Display for BackendKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            BackendKind::Cpu => "CPU (tract)",
+            BackendKind::Cpu => "CPU",
         })
     }
 }

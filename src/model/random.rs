@@ -178,7 +178,7 @@ pub fn mobilenet_v2(alpha: f32, opts: &RandomNet) -> Vec<u8> {
     let f = l.b.rename_last_output("features");
     l.classifier(&f, last, opts.classes.len(), "classifier.1");
     let hw = (opts.input_size + 31) / 32;
-    l.finish(opts, &format!("mobilenet_v2_{alpha}"), Some((last, hw)))
+    l.finish(opts, &format!("mobilenet_v2_{alpha:?}"), Some((last, hw)))
 }
 
 fn inverted_residual(l: &mut Layers, x: &str, idx: usize, inp: usize, out: usize, stride: usize, t: usize) -> String {

@@ -142,3 +142,16 @@ pub fn third_party(t: ThirdParty) -> Vec<u8> {
     }
     b.to_bytes()
 }
+
+/// The parity case shared by the native test and the in-browser test: a
+/// random MobileNetV2-0.5 at 96 px (depthwise convs, BN, Clip, residual
+/// adds, Gemm) and a 150×130 phantom PNG.
+pub fn parity_case() -> (Vec<u8>, Vec<u8>) {
+    let model = random::mobilenet_v2(0.5, &RandomNet::new(&CLASSES, 96, 7));
+    (model, png(phantom(150, 130)))
+}
+
+/// Probabilities the native build computed for [`parity_case`], committed in
+/// tests/golden/parity_expected.json (regenerate: `MRISCREEN_BLESS=1 cargo
+/// test --test parity`).
+pub const PARITY_EXPECTED: &str = include_str!("../golden/parity_expected.json");

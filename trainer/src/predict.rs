@@ -91,7 +91,7 @@ fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
                 for (c, cp) in classes.iter().zip(&p.probabilities) {
                     line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
                 }
-                println!("{line}  {} ({:.1} ms)", p.backend, p.timings.inference_ms);
+                println!("{line}  {} {:.1} ms", p.backend, p.timings.inference_ms);
             }
             Err(e) => println!("{file:fw$}  error: {e:#}"),
         }

@@ -1,0 +1,92 @@
+// A minimal static file server for the built site (dist/): correct MIME types
+// (application/wasm), a Content-Security-Policy header, no caching by the
+// browser's HTTP cache (the service worker does the caching), loopback only.
+// Used by `scripts/serve` and by the browser tests. No dependencies.
+//
+//   node scripts/static-server.mjs [--root dist] [--port 8080] [--host 127.0.0.1]
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.webmanifest': 'application/manifest+json',
+  '.wasm': 'application/wasm', '.onnx': 'application/octet-stream', '.png': 'image/png', '.jpg': 'image/jpeg',
+  '.svg': 'image/svg+xml', '.md': 'text/markdown; charset=utf-8', '.ico': 'image/x-icon', '.dcm': 'application/dicom',
+};
+
+export const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; " +
+  "img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'";
+
+/** Starts a server for `root`; resolves to { server, url }. Port 0 picks a free one. */
+export function serve(root, { port = 0, host = '127.0.0.1' } = {}) {
+  const base = path.resolve(root);
+  const server = http.createServer((req, res) => {
+    let pathname;
+    try {
+      pathname = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    } catch {
+      res.writeHead(400).end('bad request');
+      return;
+    }
+    let file = path.join(base, pathname);
+    if (file !== base && !file.startsWith(base + path.sep)) {
+      res.writeHead(403).end('forbidden');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD' }).end();
+      return;
+    }
+    fs.stat(file, (err, st) => {
+      if (!err && st.isDirectory()) {
+        if (!pathname.endsWith('/')) {
+          res.writeHead(301, { Location: pathname + '/' }).end();
+          return;
+        }
+        file = path.join(file, 'index.html');
+      }
+      fs.stat(file, (err2, st2) => {
+        if (err2 || !st2.isFile()) {
+          res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+          return;
+        }
+        res.writeHead(200, {
+          'Content-Type': TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
+          'Content-Length': st2.size,
+          'Content-Security-Policy': CSP,
+          'Cache-Control': 'no-cache',
+          'X-Content-Type-Options': 'nosniff',
+        });
+        if (req.method === 'HEAD') res.end();
+        else fs.createReadStream(file).pipe(res);
+      });
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      const { port: p } = server.address();
+      resolve({ server, url: `http://${host}:${p}/` });
+    });
+  });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const arg = (name, def) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i > 0 ? process.argv[i + 1] : def;
+  };
+  const root = arg('root', 'dist');
+  if (!fs.existsSync(path.join(root, 'index.html'))) {
+    console.error(`error: ${root}/index.html does not exist; build the site first (scripts/build-web)`);
+    process.exit(2);
+  }
+  serve(root, { port: Number(arg('port', process.env.PORT ?? 8080)), host: arg('host', '127.0.0.1') })
+    .then(({ url }) => console.log(`mriscreen is served at ${url} (Ctrl-C stops it)`))
+    .catch((e) => {
+      console.error(`error: cannot listen: ${e.message}; choose another port with --port`);
+      process.exit(2);
+    });
+}

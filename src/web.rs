@@ -1,0 +1,105 @@
+//! The JavaScript API (wasm32 only): one `#[wasm_bindgen]` struct,
+//! [`MriScreen`], with an async constructor and async methods; results cross
+//! the boundary as plain objects through `serde_wasm_bindgen`, errors as
+//! [`WebError`] with a `toString`. Everything here delegates to the same
+//! [`Classifier`] the CLI uses.
+
+use crate::model::{LoadOptions, Overrides};
+use crate::{Classifier, Error};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+/// Panics show up in the browser console with their message; any hook set
+/// before (a test harness's) still runs.
+#[wasm_bindgen(start)]
+pub fn start() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        console_error_panic_hook::hook(info);
+        previous(info);
+    }));
+}
+
+/// An error for JavaScript: `kind` is `decode`, `model`, `inference` or
+/// `options`; `message` says what to do.
+#[wasm_bindgen]
+pub struct WebError {
+    kind: String,
+    message: String,
+}
+
+#[wasm_bindgen]
+impl WebError {
+    #[wasm_bindgen(getter)]
+    pub fn kind(&self) -> String {
+        self.kind.clone()
+    }
+    #[wasm_bindgen(getter)]
+    pub fn message(&self) -> String {
+        self.message.clone()
+    }
+    #[wasm_bindgen(js_name = toString)]
+    pub fn to_js_string(&self) -> String {
+        self.message.clone()
+    }
+}
+
+impl From<Error> for WebError {
+    fn from(e: Error) -> Self {
+        let kind = match e {
+            Error::Decode(_) => "decode",
+            Error::Model(_) => "model",
+            Error::Inference(_) => "inference",
+        };
+        WebError { kind: kind.into(), message: e.to_string() }
+    }
+}
+
+fn options_error(e: impl std::fmt::Display) -> WebError {
+    WebError { kind: "options".into(), message: format!("invalid options: {e}") }
+}
+
+/// What `MriScreen.create` accepts as its second argument.
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct CreateOptions {
+    /// Expected SHA-256 of the model bytes (from the manifest).
+    sha256: Option<String>,
+    /// Settings for a model without mriscreen metadata.
+    overrides: Overrides,
+}
+
+fn to_js<T: Serialize>(v: &T) -> Result<JsValue, WebError> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(options_error)
+}
+
+/// A loaded model.
+#[wasm_bindgen]
+pub struct MriScreen {
+    inner: Classifier,
+}
+
+#[wasm_bindgen]
+impl MriScreen {
+    /// Validates and loads `model` (ONNX bytes). `options` may be undefined or
+    /// `{ sha256, overrides: { classes, mean, std, resize, intensity, input_size } }`.
+    pub async fn create(model: Vec<u8>, options: JsValue) -> Result<MriScreen, WebError> {
+        let opts: CreateOptions = if options.is_undefined() || options.is_null() {
+            CreateOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(options_error)?
+        };
+        let load = LoadOptions { expected_sha256: opts.sha256, overrides: opts.overrides, max_bytes: 0 };
+        Ok(MriScreen { inner: Classifier::new(&model, &load)? })
+    }
+
+    /// The model's description (classes, input spec, precision, provenance).
+    pub fn info(&self) -> Result<JsValue, WebError> {
+        to_js(self.inner.info())
+    }
+
+    /// Classifies one image file's bytes.
+    pub async fn classify(&self, image: Vec<u8>) -> Result<JsValue, WebError> {
+        to_js(&self.inner.classify(&image)?)
+    }
+}

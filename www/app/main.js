@@ -1,0 +1,98 @@
+// Page code: loads the manifest and the default model into the worker,
+// classifies the chosen files, and renders one result element per file.
+import { LOAD_MODEL, CLASSIFY } from '../shared/messages.js';
+
+const worker = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
+const pending = new Map();
+let nextId = 1;
+
+worker.onmessage = ({ data }) => {
+  const p = pending.get(data.id);
+  if (!p) return;
+  if (data.status) { p.onStatus?.(data.status); return; }
+  pending.delete(data.id);
+  if (data.error) p.reject(data.error); else p.resolve(data.result);
+};
+worker.onerror = (e) => {
+  for (const p of pending.values()) p.reject({ kind: 'internal', message: e.message || 'the worker failed to start' });
+  pending.clear();
+};
+
+function request(type, payload, transfer = [], onStatus) {
+  const id = nextId++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, onStatus });
+    worker.postMessage({ id, type, ...payload }, transfer);
+  });
+}
+
+const $ = (sel) => document.querySelector(sel);
+const modelStatus = $('#model-status');
+const fileInput = $('#file-input');
+const results = $('#results');
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+async function loadDefaultModel() {
+  const manifestUrl = new URL('../models/manifest.json', import.meta.url);
+  const manifest = await (await fetch(manifestUrl)).json();
+  const entry = manifest.models.find((m) => m.id === manifest.default);
+  if (!entry) throw { kind: 'model', message: `manifest names default model "${manifest.default}" but does not list it` };
+  const response = await fetch(new URL(entry.file, manifestUrl));
+  if (!response.ok) throw { kind: 'model', message: `could not download ${entry.file} (HTTP ${response.status})` };
+  const bytes = await response.arrayBuffer();
+  const info = await request(LOAD_MODEL, { model: bytes, sha256: entry.sha256 }, [bytes],
+    (s) => { modelStatus.textContent = s; });
+  modelStatus.textContent = `${entry.name} — ${info.arch ?? 'unknown architecture'}, ${info.precision}, ` +
+    `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? 'not stated'}`;
+  modelStatus.dataset.status = 'ready';
+  if (entry.untrained || (info.trained_on ?? '').startsWith('nothing')) {
+    const w = $('#model-warning');
+    w.textContent = 'Untrained placeholder model (random weights): its outputs mean nothing.';
+    w.hidden = false;
+  }
+  fileInput.disabled = false;
+}
+
+function renderResult(name, r) {
+  const bars = el('div', { class: 'bars' });
+  for (const { class: cls, probability } of r.probabilities) {
+    const fill = el('span');
+    fill.style.width = `${(probability * 100).toFixed(1)}%`;
+    bars.append(el('span', {}, cls), el('span', { class: 'bar', role: 'img', 'aria-label': `${cls} ${(probability * 100).toFixed(1)} percent` }, fill),
+      el('span', { class: 'prob', 'data-class': cls, 'data-probability': String(probability) }, `${(probability * 100).toFixed(1)} %`));
+  }
+  const backend = r.backend === 'cpu' ? 'CPU' : r.backend;
+  return el('article', { class: 'result', 'data-file': name, 'data-label': r.label, 'data-backend': r.backend, 'data-status': 'ok' },
+    el('h3', {}, `${name}: ${r.label}`), bars,
+    el('p', { class: 'meta' }, `${r.width}×${r.height} ${r.format}; ${backend}, ${r.timings.inference_ms.toFixed(1)} ms inference, ${r.total_ms.toFixed(1)} ms total`));
+}
+
+function renderError(name, e) {
+  return el('article', { class: 'result', 'data-file': name, 'data-status': 'error', role: 'alert' },
+    el('h3', {}, name), el('p', {}, `Could not classify: ${e.message ?? e}`));
+}
+
+fileInput.addEventListener('change', async () => {
+  for (const file of fileInput.files) {
+    let node;
+    try {
+      const bytes = await file.arrayBuffer();
+      node = renderResult(file.name, await request(CLASSIFY, { name: file.name, image: bytes }, [bytes]));
+    } catch (e) {
+      node = renderError(file.name, e);
+    }
+    results.prepend(node);
+  }
+  fileInput.value = '';
+});
+
+loadDefaultModel().catch((e) => {
+  modelStatus.textContent = `The model could not be loaded: ${e.message ?? e}`;
+  modelStatus.dataset.status = 'error';
+});
