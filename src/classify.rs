@@ -2,7 +2,7 @@
 //! [`Classifier::classify`] from image bytes to a [`Prediction`]. The CLI and
 //! the browser call exactly this.
 
-use crate::backend::{Backend, BackendKind, FeatureMap};
+use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
 use crate::decode::{self, Limits};
 use crate::model::{LoadOptions, ModelInfo, ModelPackage};
 use crate::preprocess::preprocess;
@@ -47,7 +47,7 @@ pub struct Prediction {
 /// A loaded model plus the budgets its inputs are held to.
 pub struct Classifier {
     info: ModelInfo,
-    backend: Backend,
+    engine: Engine,
     limits: Limits,
 }
 
@@ -61,11 +61,26 @@ pub fn softmax(logits: &[f32], temperature: f32) -> Vec<f32> {
 }
 
 impl Classifier {
-    /// Validates `model` (see [`ModelPackage::read`]) and loads it on the CPU backend.
+    /// Validates `model` (see [`ModelPackage::read`]) and loads it on the CPU
+    /// backend, synchronously.
     pub fn new(model: &[u8], opts: &LoadOptions) -> Result<Self, Error> {
         let package = ModelPackage::read(model, opts)?;
-        let backend = Backend::cpu(&package)?;
-        Ok(Classifier { info: package.info, backend, limits: Limits::default() })
+        let engine = Engine::cpu(&package)?;
+        Ok(Classifier { info: package.info, engine, limits: Limits::default() })
+    }
+
+    /// Validates `model` and loads it on the backend `choice` asks for (see
+    /// [`Engine`]); with [`BackendChoice::Auto`] a WebGPU failure is not an
+    /// error but a CPU fallback recorded in [`status`](Self::status).
+    pub async fn load(model: &[u8], opts: &LoadOptions, choice: BackendChoice) -> Result<Self, Error> {
+        let package = ModelPackage::read(model, opts)?;
+        let engine = Engine::load(&package, choice).await?;
+        Ok(Classifier { info: package.info, engine, limits: Limits::default() })
+    }
+
+    /// Which backend runs, and why after a fallback.
+    pub fn status(&self) -> &BackendStatus {
+        self.engine.status()
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -78,22 +93,22 @@ impl Classifier {
     }
 
     /// Decodes, preprocesses and classifies one image file's bytes.
-    pub fn classify(&self, image: &[u8]) -> Result<Prediction, Error> {
+    pub async fn classify(&mut self, image: &[u8]) -> Result<Prediction, Error> {
         let t0 = Instant::now();
         let decoded = decode::decode(image, &self.limits)?;
         let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
-        let mut p = self.classify_image(&decoded.image)?;
+        let mut p = self.classify_image(&decoded.image).await?;
         p.timings.decode_ms = decode_ms;
         p.format = decoded.format.to_string();
         Ok(p)
     }
 
     /// Classifies an already decoded image.
-    pub fn classify_image(&self, image: &DynamicImage) -> Result<Prediction, Error> {
+    pub async fn classify_image(&mut self, image: &DynamicImage) -> Result<Prediction, Error> {
         let t0 = Instant::now();
         let input = preprocess(image, &self.info.input);
         let t1 = Instant::now();
-        let out = self.backend.run(&input)?;
+        let (out, backend) = self.engine.run(&input).await?;
         let t2 = Instant::now();
         let probs = softmax(&out.logits, self.info.temperature);
         let best = probs
@@ -111,7 +126,7 @@ impl Classifier {
                 .map(|(class, &probability)| ClassProbability { class: class.clone(), probability })
                 .collect(),
             logits: out.logits,
-            backend: self.backend.kind(),
+            backend,
             timings: Timings {
                 decode_ms: 0.0,
                 preprocess_ms: (t1 - t0).as_secs_f64() * 1e3,

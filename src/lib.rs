@@ -12,7 +12,7 @@ pub mod preprocess;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use backend::{BackendKind, InferenceError};
+pub use backend::{BackendChoice, BackendKind, BackendStatus, InferenceError};
 pub use classify::{softmax, ClassProbability, Classifier, Prediction, Timings};
 pub use decode::{DecodeError, Limits};
 pub use model::{LoadOptions, ModelError, ModelInfo, ModelPackage, Overrides};
@@ -27,6 +27,11 @@ pub enum Error {
     #[error(transparent)]
     Inference(#[from] InferenceError),
 }
+
+/// Runs a future to completion on the current thread (native only): the
+/// CLI's and the tests' way into the async API.
+#[cfg(not(target_arch = "wasm32"))]
+pub use pollster::block_on;
 
 /// Shown wherever results are: the page, the CLI, every report.
 pub const DISCLAIMER: &str = "Research software, not a diagnostic device. Results must not be used for clinical decisions.";

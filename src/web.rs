@@ -5,7 +5,7 @@
 //! [`Classifier`] the CLI uses.
 
 use crate::model::{LoadOptions, Overrides};
-use crate::{Classifier, Error};
+use crate::{BackendChoice, Classifier, Error};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -67,6 +67,8 @@ struct CreateOptions {
     sha256: Option<String>,
     /// Settings for a model without mriscreen metadata.
     overrides: Overrides,
+    /// `auto` (default: WebGPU with CPU fallback), `gpu` or `cpu`.
+    backend: BackendChoice,
 }
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, WebError> {
@@ -82,7 +84,8 @@ pub struct MriScreen {
 #[wasm_bindgen]
 impl MriScreen {
     /// Validates and loads `model` (ONNX bytes). `options` may be undefined or
-    /// `{ sha256, overrides: { classes, mean, std, resize, intensity, input_size } }`.
+    /// `{ sha256, backend: "auto"|"gpu"|"cpu", overrides: { classes, mean, std,
+    /// resize, intensity, input_size } }`.
     pub async fn create(model: Vec<u8>, options: JsValue) -> Result<MriScreen, WebError> {
         let opts: CreateOptions = if options.is_undefined() || options.is_null() {
             CreateOptions::default()
@@ -90,7 +93,7 @@ impl MriScreen {
             serde_wasm_bindgen::from_value(options).map_err(options_error)?
         };
         let load = LoadOptions { expected_sha256: opts.sha256, overrides: opts.overrides, max_bytes: 0 };
-        Ok(MriScreen { inner: Classifier::new(&model, &load)? })
+        Ok(MriScreen { inner: Classifier::load(&model, &load, opts.backend).await? })
     }
 
     /// The model's description (classes, input spec, precision, provenance).
@@ -98,8 +101,14 @@ impl MriScreen {
         to_js(self.inner.info())
     }
 
+    /// Which backend runs (`kind`: "gpu" or "cpu"), the GPU adapter, and
+    /// after a fallback the reason (`fallback_reason`).
+    pub fn status(&self) -> Result<JsValue, WebError> {
+        to_js(self.inner.status())
+    }
+
     /// Classifies one image file's bytes.
-    pub async fn classify(&self, image: Vec<u8>) -> Result<JsValue, WebError> {
-        to_js(&self.inner.classify(&image)?)
+    pub async fn classify(&mut self, image: Vec<u8>) -> Result<JsValue, WebError> {
+        to_js(&self.inner.classify(&image).await?)
     }
 }

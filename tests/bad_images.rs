@@ -4,7 +4,7 @@ mod common;
 
 use image::{GrayImage, Luma};
 use mriscreen::decode::{decode, DecodeError, Limits};
-use mriscreen::{Classifier, Error, LoadOptions};
+use mriscreen::{block_on, Classifier, Error, LoadOptions};
 
 fn err(bytes: &[u8]) -> DecodeError {
     decode(bytes, &Limits::default()).expect_err("must be refused")
@@ -75,7 +75,7 @@ fn over_the_byte_budget() {
 
 #[test]
 fn classifier_keeps_working_after_bad_input() {
-    let c = Classifier::new(&common::tiny_model(), &LoadOptions::default()).unwrap();
-    assert!(matches!(c.classify(b"garbage"), Err(Error::Decode(_))));
-    assert!(c.classify(&common::png(common::phantom(64, 64))).is_ok());
+    let mut c = Classifier::new(&common::tiny_model(), &LoadOptions::default()).unwrap();
+    assert!(matches!(block_on(c.classify(b"garbage")), Err(Error::Decode(_))));
+    assert!(block_on(c.classify(&common::png(common::phantom(64, 64)))).is_ok());
 }

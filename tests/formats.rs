@@ -4,10 +4,10 @@
 mod common;
 
 use image::{DynamicImage, ImageFormat};
-use mriscreen::{Classifier, LoadOptions};
+use mriscreen::{block_on, Classifier, LoadOptions};
 
-fn check(c: &Classifier, bytes: &[u8], format: &str) {
-    let p = c.classify(bytes).unwrap_or_else(|e| panic!("{format}: {e}"));
+fn check(c: &mut Classifier, bytes: &[u8], format: &str) {
+    let p = block_on(c.classify(bytes)).unwrap_or_else(|e| panic!("{format}: {e}"));
     assert_eq!(p.format, format);
     let sum: f32 = p.probabilities.iter().map(|c| c.probability).sum();
     assert!((sum - 1.0).abs() <= 1e-5, "{format}: sum {sum}");
@@ -18,18 +18,18 @@ fn check(c: &Classifier, bytes: &[u8], format: &str) {
 
 #[test]
 fn all_formats_classify() {
-    let c = Classifier::new(&common::tiny_model(), &LoadOptions::default()).unwrap();
+    let c = &mut Classifier::new(&common::tiny_model(), &LoadOptions::default()).unwrap();
     let grey: DynamicImage = common::phantom(80, 64).into();
     let rgb: DynamicImage = common::phantom_rgb(80, 64).into();
-    check(&c, &common::encode(&grey, ImageFormat::Jpeg), "JPEG");
-    check(&c, &common::encode(&rgb, ImageFormat::Jpeg), "JPEG");
-    check(&c, &common::encode(&grey, ImageFormat::Png), "PNG");
-    check(&c, &common::encode(&rgb.to_rgba8().into(), ImageFormat::Png), "PNG");
-    check(&c, &common::png(common::phantom16(80, 64)), "PNG");
-    check(&c, &common::encode(&rgb, ImageFormat::Bmp), "BMP");
-    check(&c, &common::encode(&grey, ImageFormat::Tiff), "TIFF");
-    check(&c, &common::encode(&rgb, ImageFormat::WebP), "WebP");
-    check(&c, &std::fs::read(common::golden("progressive.jpg")).unwrap(), "JPEG");
+    check(c, &common::encode(&grey, ImageFormat::Jpeg), "JPEG");
+    check(c, &common::encode(&rgb, ImageFormat::Jpeg), "JPEG");
+    check(c, &common::encode(&grey, ImageFormat::Png), "PNG");
+    check(c, &common::encode(&rgb.to_rgba8().into(), ImageFormat::Png), "PNG");
+    check(c, &common::png(common::phantom16(80, 64)), "PNG");
+    check(c, &common::encode(&rgb, ImageFormat::Bmp), "BMP");
+    check(c, &common::encode(&grey, ImageFormat::Tiff), "TIFF");
+    check(c, &common::encode(&rgb, ImageFormat::WebP), "WebP");
+    check(c, &std::fs::read(common::golden("progressive.jpg")).unwrap(), "JPEG");
 }
 
 #[test]

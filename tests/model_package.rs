@@ -7,7 +7,7 @@ use common::{third_party, ThirdParty};
 use mriscreen::model::builder::{Dim, GraphBuilder};
 use mriscreen::model::{sha256_hex, ModelError, ModelPackage};
 use mriscreen::preprocess::Layout;
-use mriscreen::{Classifier, Error, LoadOptions, Overrides};
+use mriscreen::{block_on, Classifier, Error, LoadOptions, Overrides};
 use prost::Message;
 
 fn read_err(bytes: &[u8], opts: &LoadOptions) -> ModelError {
@@ -91,21 +91,21 @@ fn third_party_without_classes_names_the_flag() {
 
 #[test]
 fn third_party_runs_with_supplied_classes() {
-    let c = Classifier::new(&third_party(ThirdParty::default()), &classes(&["cat", "dog", "owl"])).unwrap();
+    let mut c = Classifier::new(&third_party(ThirdParty::default()), &classes(&["cat", "dog", "owl"])).unwrap();
     assert_eq!(c.info().logits_name, "output");
     assert_eq!((c.info().input.width, c.info().input.height), (32, 32));
     assert!(!c.info().assumed.is_empty(), "defaults must be recorded");
-    let p = c.classify(&common::png(common::phantom(40, 40))).unwrap();
+    let p = block_on(c.classify(&common::png(common::phantom(40, 40)))).unwrap();
     assert_eq!(p.probabilities.len(), 3);
 }
 
 #[test]
 fn nhwc_input_is_detected_and_agrees_with_nchw() {
-    let nhwc = Classifier::new(&third_party(ThirdParty { nhwc: true, ..Default::default() }), &classes(&["a", "b", "c"])).unwrap();
+    let mut nhwc = Classifier::new(&third_party(ThirdParty { nhwc: true, ..Default::default() }), &classes(&["a", "b", "c"])).unwrap();
     assert_eq!(nhwc.info().input.layout, Layout::Nhwc);
-    let nchw = Classifier::new(&third_party(ThirdParty::default()), &classes(&["a", "b", "c"])).unwrap();
+    let mut nchw = Classifier::new(&third_party(ThirdParty::default()), &classes(&["a", "b", "c"])).unwrap();
     let img = common::png(common::phantom(50, 40));
-    let (a, b) = (nhwc.classify(&img).unwrap(), nchw.classify(&img).unwrap());
+    let (a, b) = (block_on(nhwc.classify(&img)).unwrap(), block_on(nchw.classify(&img)).unwrap());
     for (x, y) in a.logits.iter().zip(&b.logits) {
         assert!((x - y).abs() < 1e-5, "{:?} vs {:?}", a.logits, b.logits);
     }

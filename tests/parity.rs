@@ -9,7 +9,8 @@ use mriscreen::{Classifier, LoadOptions};
 #[test]
 fn native_matches_committed_parity_values() {
     let (model, image) = common::parity_case();
-    let p = Classifier::new(&model, &LoadOptions::default()).unwrap().classify(&image).unwrap();
+    let mut c = Classifier::new(&model, &LoadOptions::default()).unwrap();
+    let p = mriscreen::block_on(c.classify(&image)).unwrap();
     let ours: Vec<f32> = p.probabilities.iter().map(|c| c.probability).collect();
     let golden = common::golden("parity_expected.json");
     if std::env::var_os("MRISCREEN_BLESS").is_some() {

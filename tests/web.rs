@@ -25,9 +25,10 @@ fn assert_close(ours: &[f32], expected: &[f32]) {
 }
 
 #[wasm_bindgen_test]
-fn rust_api_matches_native() {
+async fn rust_api_matches_native() {
     let (model, image) = common::parity_case();
-    let p = Classifier::new(&model, &LoadOptions::default()).unwrap().classify(&image).unwrap();
+    let mut c = Classifier::new(&model, &LoadOptions::default()).unwrap();
+    let p = c.classify(&image).await.unwrap();
     let ours: Vec<f32> = p.probabilities.iter().map(|c| c.probability).collect();
     assert_close(&ours, &expected());
 }
@@ -35,7 +36,8 @@ fn rust_api_matches_native() {
 #[wasm_bindgen_test]
 async fn js_api_matches_native_and_reports_errors() {
     let (model, image) = common::parity_case();
-    let screen = MriScreen::create(model.clone(), JsValue::UNDEFINED).await.map_err(|e| e.message()).unwrap();
+    let cpu = serde::Serialize::serialize(&serde_json::json!({ "backend": "cpu" }), &serde_wasm_bindgen::Serializer::json_compatible()).unwrap();
+    let mut screen = MriScreen::create(model.clone(), cpu).await.map_err(|e| e.message()).unwrap();
     let result = screen.classify(image).await.map_err(|e| e.message()).unwrap();
     let v: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
     let ours: Vec<f32> = v["probabilities"].as_array().unwrap().iter().map(|c| c["probability"].as_f64().unwrap() as f32).collect();
@@ -52,4 +54,44 @@ async fn js_api_matches_native_and_reports_errors() {
     let tampered = MriScreen::create(model, opts).await.err().expect("refused");
     assert_eq!(tampered.kind(), "model");
     assert!(tampered.message().contains("SHA-256"));
+}
+
+// WebGPU (SwiftShader in headless Chromium) against tract, in the browser.
+mod webgpu {
+    use super::common;
+    use mriscreen::model::random::{self, RandomNet, CLASSES};
+    use mriscreen::model::Precision;
+    use wasm_bindgen_test::*;
+
+    fn opts(size: usize, precision: Precision) -> RandomNet {
+        let mut o = RandomNet::new(&CLASSES, size, 21);
+        o.precision = precision;
+        o
+    }
+
+    #[wasm_bindgen_test]
+    async fn mobilenet_v2_full_size_at_224() {
+        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8] {
+            common::gpu_matches_cpu(&format!("mobilenet_v2_1.0 {p}"), &random::mobilenet_v2(1.0, &opts(224, p)), None).await;
+        }
+    }
+
+    #[wasm_bindgen_test]
+    async fn densenet_style() {
+        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8] {
+            common::gpu_matches_cpu(&format!("densenet {p}"), &random::densenet(&[6, 8], 12, &opts(96, p)), None).await;
+        }
+    }
+
+    #[wasm_bindgen_test]
+    async fn efficientnet_lite0_style() {
+        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8] {
+            common::gpu_matches_cpu(&format!("efficientnet_lite0 {p}"), &random::efficientnet_lite0(&opts(160, p)), None).await;
+        }
+    }
+
+    #[wasm_bindgen_test]
+    async fn third_party_pytorch_style_graph() {
+        common::gpu_matches_cpu("third party", &common::third_party(Default::default()), Some(&["a", "b", "c"])).await;
+    }
 }

@@ -1,13 +1,17 @@
-//! Inference backends behind one enum (no trait objects): [`Backend::Cpu`]
-//! runs tract-onnx, natively and in wasm. The WebGPU backend (wonnx) joins as
-//! a second variant; the caller never needs to know which one ran beyond the
-//! [`BackendKind`] reported with every result.
+//! Inference backends behind one enum (no trait objects): [`Backend::Gpu`]
+//! runs wonnx on WebGPU (the browser's, or Vulkan natively) and
+//! [`Backend::Cpu`] runs tract-onnx. [`Engine`] chooses between them: try the
+//! GPU, check it against the CPU on a fixed input, and fall back to the CPU on
+//! any failure, recording why.
 
 mod cpu;
+mod engine;
+mod gpu;
 
 pub use cpu::CpuBackend;
+pub use engine::{BackendChoice, BackendStatus, Engine, SELF_CHECK_TOLERANCE};
+pub use gpu::GpuBackend;
 
-use crate::model::ModelPackage;
 use serde::{Deserialize, Serialize};
 
 /// Which backend produced a result.
@@ -15,12 +19,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     Cpu,
+    Gpu,
 }
 
 impl std::fmt::Display for BackendKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             BackendKind::Cpu => "CPU",
+            BackendKind::Gpu => "WebGPU",
         })
     }
 }
@@ -30,8 +36,16 @@ impl std::fmt::Display for BackendKind {
 pub enum InferenceError {
     #[error("the CPU backend cannot load this model: {0}; the graph may use an operator or shape tract does not support — check it with an ONNX checker (e.g. onnx.checker) and re-export")]
     Load(String),
-    #[error("inference failed on the {backend}: {message}")]
+    #[error("inference failed on the {backend} backend: {message}")]
     Run { backend: BackendKind, message: String },
+    #[error("WebGPU is not available: {0}")]
+    GpuUnavailable(String),
+    #[error("the WebGPU backend cannot run this model: {0}")]
+    GpuUnsupported(String),
+    #[error("the WebGPU backend failed: {0}")]
+    Gpu(String),
+    #[error("WebGPU results disagree with the CPU on the load-time self-check: max |Δlogit| {max_diff:.3e} > tolerance {tolerance:.3e}")]
+    SelfCheck { max_diff: f32, tolerance: f32 },
     #[error("{0}")]
     Model(#[from] crate::model::ModelError),
 }
@@ -55,24 +69,30 @@ pub struct Outputs {
 /// A loaded model ready to run.
 pub enum Backend {
     Cpu(CpuBackend),
+    Gpu(GpuBackend),
 }
 
 impl Backend {
-    /// Loads `package` on the CPU backend.
-    pub fn cpu(package: &ModelPackage) -> Result<Self, InferenceError> {
-        Ok(Backend::Cpu(CpuBackend::load(package)?))
-    }
-
     pub fn kind(&self) -> BackendKind {
         match self {
             Backend::Cpu(_) => BackendKind::Cpu,
+            Backend::Gpu(_) => BackendKind::Gpu,
         }
     }
 
     /// Runs one preprocessed input tensor.
-    pub fn run(&self, input: &[f32]) -> Result<Outputs, InferenceError> {
+    pub async fn run(&self, input: &[f32]) -> Result<Outputs, InferenceError> {
         match self {
             Backend::Cpu(b) => b.run(input),
+            Backend::Gpu(b) => b.run(input).await,
         }
     }
+}
+
+/// Largest |a − b| over two logit vectors, relative to the larger logit
+/// magnitude (at least 1).
+pub fn relative_max_diff(a: &[f32], b: &[f32]) -> f32 {
+    let scale = a.iter().chain(b).fold(1f32, |m, v| m.max(v.abs()));
+    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    if a.len() != b.len() { f32::INFINITY } else { diff / scale }
 }

@@ -124,6 +124,11 @@ pub fn f32_tensor(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
     raw_tensor(name, DataType::Float, dims, data.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
+/// An int64 vector initializer (shapes, axes).
+pub fn i64_tensor(name: &str, data: &[i64]) -> TensorProto {
+    raw_tensor(name, DataType::Int64, &[data.len()], data.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
 impl GraphBuilder {
     pub fn new(name: &str) -> Self {
         GraphBuilder {

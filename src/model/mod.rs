@@ -12,7 +12,9 @@
 
 pub mod builder;
 mod info;
+pub mod normalise;
 pub mod random;
+pub mod tensor_data;
 
 pub use info::{keys, parse_classes, parse_size, parse_triple, ModelInfo, Overrides, Precision};
 pub use tract_onnx::pb;

@@ -202,6 +202,92 @@ fn inverted_residual(l: &mut Layers, x: &str, idx: usize, inp: usize, out: usize
     y
 }
 
+/// A random EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant drops
+/// squeeze-excitation and uses ReLU6): MBConv blocks (kernel, stride,
+/// expansion, channels, repeats) = (3,1,1,16,1) (3,2,6,24,2) (5,2,6,40,2)
+/// (3,2,6,80,3) (5,1,6,112,3) (5,2,6,192,4) (3,1,6,320,1), a 32-channel stem
+/// and a 1280-channel head; symmetric padding k/2.
+pub fn efficientnet_lite0(opts: &RandomNet) -> Vec<u8> {
+    let mut l = Layers::new("efficientnet_lite0", opts);
+    let s = opts.input_size as i64;
+    let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
+    let mut y = l.conv_bn(&x, "stem", 3, 32, 3, 2, 1, true);
+    let mut c = 32;
+    let stages = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)];
+    for (si, (k, stride, e, out, n)) in stages.into_iter().enumerate() {
+        for i in 0..n {
+            let stride = if i == 0 { stride } else { 1 };
+            let p = format!("blocks.{si}.{i}");
+            let hidden = c * e;
+            let mut z = y.clone();
+            if e != 1 {
+                z = l.conv_bn(&z, &format!("{p}.conv_pw"), c, hidden, 1, 1, 1, true);
+            }
+            z = l.conv_bn(&z, &format!("{p}.conv_dw"), hidden, hidden, k, stride, hidden, true);
+            z = l.conv_bn(&z, &format!("{p}.conv_pwl"), hidden, out, 1, 1, 1, false);
+            y = if stride == 1 && c == out { l.b.add(&y, &z) } else { z };
+            c = out;
+        }
+    }
+    l.conv_bn(&y, "conv_head", c, 1280, 1, 1, 1, true);
+    let f = l.b.rename_last_output("features");
+    l.classifier(&f, 1280, opts.classes.len(), "classifier");
+    let hw = opts.input_size.div_ceil(32);
+    l.finish(opts, "efficientnet_lite0", Some((1280, hw)))
+}
+
+/// A random DenseNet (Huang et al. 2017) in torchvision's layout: stem conv
+/// 7×7/2 + BN + ReLU, then dense blocks whose layers are BN → ReLU → 1×1 conv
+/// (4·growth) → BN → ReLU → 3×3 conv (growth), every layer reading the
+/// channel-concatenation of all earlier outputs (bias-free convs, many-input
+/// Concats), transitions BN → ReLU → 1×1 conv (half the channels) → 2×2
+/// average pool, and a final BN → ReLU as the `features` output.
+pub fn densenet(blocks: &[usize], growth: usize, opts: &RandomNet) -> Vec<u8> {
+    let mut l = Layers::new("densenet", opts);
+    let s = opts.input_size as i64;
+    let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
+    let mut c = 2 * growth;
+    let w = l.conv_weight("features.conv0.weight", c, 3, 7);
+    let y = l.b.conv(&x, &w, None, 7, ConvAttrs::new(2, 3));
+    let y = l.batch_norm(&y, "features.norm0", c);
+    let mut y = l.b.relu(&y);
+    let mut hw = opts.input_size.div_ceil(2);
+    for (bi, &n) in blocks.iter().enumerate() {
+        let mut feats = vec![y.clone()];
+        for li in 0..n {
+            let p = format!("features.denseblock{}.denselayer{}", bi + 1, li + 1);
+            let refs: Vec<&str> = feats.iter().map(String::as_str).collect();
+            let cat = if refs.len() == 1 { refs[0].to_string() } else { l.b.concat(&refs, 1) };
+            let z = l.batch_norm(&cat, &format!("{p}.norm1"), c + li * growth);
+            let z = l.b.relu(&z);
+            let w = l.conv_weight(&format!("{p}.conv1.weight"), 4 * growth, c + li * growth, 1);
+            let z = l.b.conv(&z, &w, None, 1, ConvAttrs::new(1, 0));
+            let z = l.batch_norm(&z, &format!("{p}.norm2"), 4 * growth);
+            let z = l.b.relu(&z);
+            let w = l.conv_weight(&format!("{p}.conv2.weight"), growth, 4 * growth, 3);
+            feats.push(l.b.conv(&z, &w, None, 3, ConvAttrs::new(1, 1)));
+        }
+        let refs: Vec<&str> = feats.iter().map(String::as_str).collect();
+        y = l.b.concat(&refs, 1);
+        c += n * growth;
+        if bi + 1 < blocks.len() {
+            let p = format!("features.transition{}", bi + 1);
+            let z = l.batch_norm(&y, &format!("{p}.norm"), c);
+            let z = l.b.relu(&z);
+            let w = l.conv_weight(&format!("{p}.conv.weight"), c / 2, c, 1);
+            let z = l.b.conv(&z, &w, None, 1, ConvAttrs::new(1, 0));
+            y = l.b.average_pool(&z, 2, 2);
+            c /= 2;
+            hw /= 2;
+        }
+    }
+    let y = l.batch_norm(&y, "features.norm5", c);
+    l.b.relu(&y);
+    let f = l.b.rename_last_output("features");
+    l.classifier(&f, c, opts.classes.len(), "classifier");
+    l.finish(opts, &format!("densenet_{}", blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("-")), Some((c, hw)))
+}
+
 /// A small CNN (two conv blocks, BN, ReLU, average pooling) with a `features`
 /// output: a fast fixture for tests.
 pub fn tiny_cnn(opts: &RandomNet) -> Vec<u8> {

@@ -155,3 +155,37 @@ pub fn parity_case() -> (Vec<u8>, Vec<u8>) {
 /// tests/golden/parity_expected.json (regenerate: `MRISCREEN_BLESS=1 cargo
 /// test --test parity`).
 pub const PARITY_EXPECTED: &str = include_str!("../golden/parity_expected.json");
+
+/// Runs `bytes` on WebGPU (wonnx) and on the CPU (tract) with a preprocessed
+/// phantom and asserts max |Δlogit| ≤ 1e-4 · max |logit|, and the feature maps
+/// within 1e-3 of their largest value (single activations carry more
+/// rounding than averaged logits: measured up to 1.5e-4 on llvmpipe).
+pub async fn gpu_matches_cpu(name: &str, bytes: &[u8], classes: Option<&[&str]>) {
+    use mriscreen::backend::{CpuBackend, GpuBackend};
+    use mriscreen::model::{LoadOptions, ModelPackage, Overrides};
+    let overrides = Overrides { classes: classes.map(|c| c.iter().map(|s| s.to_string()).collect()), ..Default::default() };
+    let package = ModelPackage::read(bytes, &LoadOptions { overrides, ..Default::default() }).unwrap();
+    let image = DynamicImage::from(phantom(200, 170));
+    let input = mriscreen::preprocess::preprocess(&image, &package.info.input);
+    let cpu = CpuBackend::load(&package).unwrap().run(&input).unwrap();
+    let gpu = GpuBackend::load(&package)
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e} (natively a Vulkan driver is needed: apt-get install mesa-vulkan-drivers)"));
+    let got = gpu.run(&input).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+    let scale = cpu.logits.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let diff = cpu.logits.iter().zip(&got.logits).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert_eq!(cpu.features.is_some(), got.features.is_some(), "{name}: features on one backend only");
+    let (mut fscale, mut fdiff) = (0f32, 0f32);
+    if let (Some(a), Some(b)) = (&cpu.features, &got.features) {
+        assert_eq!((a.channels, a.height, a.width), (b.channels, b.height, b.width), "{name}");
+        fscale = a.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        fdiff = a.data.iter().zip(&b.data).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    }
+    let line = format!("{name}: max |Δlogit| {diff:.2e} (max |logit| {scale:.3}), features {fdiff:.2e} (max {fscale:.3}), on {}", gpu.adapter());
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{line}");
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("{line}");
+    assert!(scale > 0.0 && diff <= 1e-4 * scale, "{name}: tract {:?} vs wonnx {:?}", cpu.logits, got.logits);
+    assert!(fdiff <= 1e-3 * fscale.max(1.0), "{name}: features differ by {fdiff}");
+}

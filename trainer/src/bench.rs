@@ -3,7 +3,9 @@
 
 use crate::model_args::read_limited;
 use anyhow::{bail, Context, Result};
-use mriscreen::backend::Backend;
+use crate::model_args::BackendArg;
+use mriscreen::backend::Engine;
+use mriscreen::block_on;
 use mriscreen::model::random::{self, RandomNet, CLASSES};
 use mriscreen::model::{parse_classes, LoadOptions, ModelPackage, Overrides};
 use serde_json::json;
@@ -19,6 +21,9 @@ pub struct Args {
     /// Class names, for a --model without mriscreen metadata: a,b,c.
     #[arg(long)]
     classes: Option<String>,
+    /// Inference backend to time.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
     /// Timed runs (the median is reported).
     #[arg(long, default_value_t = 30)]
     runs: usize,
@@ -41,7 +46,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let overrides = Overrides { classes: a.classes.as_deref().map(parse_classes), ..Default::default() };
     let t0 = Instant::now();
     let package = ModelPackage::read(&bytes, &LoadOptions { overrides, ..Default::default() })?;
-    let backend = Backend::cpu(&package)?;
+    let mut engine = block_on(Engine::load(&package, a.backend.into()))?;
+    let status = engine.status().clone();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     // A fixed pseudo-random input: latency does not depend on the values.
@@ -49,18 +55,19 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let input = rng.vec(package.info.input.len(), -2.0, 2.0);
     eprintln!("{name}: load {load_ms:.0} ms; {} warm-up + {} timed runs", a.warmup, a.runs);
     for _ in 0..a.warmup {
-        backend.run(&input)?;
+        block_on(engine.run(&input))?;
     }
     let mut ms: Vec<f64> = (0..a.runs)
         .map(|_| {
             let t = Instant::now();
-            backend.run(&input).map(|_| t.elapsed().as_secs_f64() * 1e3)
+            block_on(engine.run(&input)).map(|_| t.elapsed().as_secs_f64() * 1e3)
         })
         .collect::<Result<_, _>>()?;
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
     let report = json!({
-        "benchmark": "native CPU inference latency (tract-onnx, single thread)",
+        "benchmark": "native inference latency",
+        "backend": status,
         "model": name,
         "arch": package.info.arch,
         "input_shape": package.info.input.shape(),

@@ -23,7 +23,7 @@ struct Cli {
 enum Command {
     /// Classify image files (JPEG, PNG, BMP, TIFF, WebP) with an ONNX model.
     Predict(predict::Args),
-    /// Measure CPU inference latency of a model (default: a random MobileNetV2-1.0 at 224 px) and write it to a JSON file.
+    /// Measure inference latency of a model (default: a random MobileNetV2-1.0 at 224 px) and write it to a JSON file.
     Bench(bench::Args),
     /// Write a randomly initialised model (for placeholders, tests and timing; it knows nothing).
     RandomModel(random_model::Args),

@@ -24,11 +24,34 @@ pub enum IntensityArg {
     Unit,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+pub enum BackendArg {
+    /// WebGPU (Vulkan here) if it loads and agrees with the CPU on a self-check, else the CPU.
+    Auto,
+    /// WebGPU only (Vulkan natively); failures are errors.
+    Gpu,
+    /// tract on the CPU: the reference backend.
+    Cpu,
+}
+
+impl From<BackendArg> for mriscreen::BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => mriscreen::BackendChoice::Auto,
+            BackendArg::Gpu => mriscreen::BackendChoice::Gpu,
+            BackendArg::Cpu => mriscreen::BackendChoice::Cpu,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub struct ModelArgs {
     /// ONNX model file. Default: the default model in ./models/manifest.json.
     #[arg(long, short)]
     pub model: Option<PathBuf>,
+    /// Inference backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendArg,
     /// Refuse the model unless its SHA-256 is this (64 hex digits).
     #[arg(long)]
     pub sha256: Option<String>,

@@ -2,7 +2,7 @@
 
 use crate::model_args::{read_limited, ModelArgs};
 use anyhow::{Context, Result};
-use mriscreen::{Classifier, Limits, Prediction};
+use mriscreen::{block_on, Classifier, Limits, Prediction};
 use serde_json::{json, Map, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,9 +22,9 @@ pub struct Args {
 /// Exit status: 0 when every file was classified, 1 when any failed.
 pub fn run(args: Args) -> Result<ExitCode> {
     let chosen = args.model.load()?;
-    let classifier = Classifier::new(&chosen.bytes, &chosen.options)
+    let mut classifier = block_on(Classifier::load(&chosen.bytes, &chosen.options, args.model.backend.into()))
         .with_context(|| format!("cannot use model {}", chosen.path.display()))?;
-    let info = classifier.info();
+    let info = classifier.info().clone();
     // Notes go to stderr under --json so that stdout stays one JSON document.
     let mut notes = vec![
         format!(
@@ -42,6 +42,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         notes.push("WARNING: untrained placeholder model (random weights): its outputs mean nothing.".into());
     }
     notes.extend(info.assumed.iter().map(|a| format!("assumed: {a}")));
+    let status = classifier.status();
+    notes.push(match (&status.adapter, &status.fallback_reason) {
+        (Some(adapter), _) => format!("backend: {} on {adapter}", status.kind),
+        (None, Some(reason)) => format!("backend: {} (WebGPU not used: {reason})", status.kind),
+        (None, None) => format!("backend: {}", status.kind),
+    });
     for n in &notes {
         if args.json { eprintln!("{n}") } else { println!("{n}") }
     }
@@ -51,7 +57,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .files
         .iter()
         .map(|f| {
-            let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(classifier.classify(&bytes)?));
+            let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(block_on(classifier.classify(&bytes))?));
             (f.display().to_string(), r)
         })
         .collect();

@@ -38,6 +38,18 @@ function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** `?backend=cpu|gpu|auto` chooses the backend (default auto: WebGPU, else CPU). */
+const backendChoice = new URLSearchParams(location.search).get('backend') ?? 'auto';
+
+function showBackend(status) {
+  const badge = $('#backend-status');
+  badge.dataset.backend = status.kind;
+  badge.textContent = status.kind === 'gpu'
+    ? `WebGPU (${status.adapter ?? 'unknown adapter'})`
+    : status.fallback_reason ? `CPU — WebGPU not used: ${status.fallback_reason}` : 'CPU';
+  badge.dataset.reason = status.fallback_reason ?? '';
+}
+
 async function loadDefaultModel() {
   const manifestUrl = new URL('../models/manifest.json', import.meta.url);
   const manifest = await (await fetch(manifestUrl)).json();
@@ -46,8 +58,9 @@ async function loadDefaultModel() {
   const response = await fetch(new URL(entry.file, manifestUrl));
   if (!response.ok) throw { kind: 'model', message: `could not download ${entry.file} (HTTP ${response.status})` };
   const bytes = await response.arrayBuffer();
-  const info = await request(LOAD_MODEL, { model: bytes, sha256: entry.sha256 }, [bytes],
+  const { info, backend } = await request(LOAD_MODEL, { model: bytes, sha256: entry.sha256, backend: backendChoice }, [bytes],
     (s) => { modelStatus.textContent = s; });
+  showBackend(backend);
   modelStatus.textContent = `${entry.name} — ${info.arch ?? 'unknown architecture'}, ${info.precision}, ` +
     `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? 'not stated'}`;
   modelStatus.dataset.status = 'ready';
@@ -67,7 +80,8 @@ function renderResult(name, r) {
     bars.append(el('span', {}, cls), el('span', { class: 'bar', role: 'img', 'aria-label': `${cls} ${(probability * 100).toFixed(1)} percent` }, fill),
       el('span', { class: 'prob', 'data-class': cls, 'data-probability': String(probability) }, `${(probability * 100).toFixed(1)} %`));
   }
-  const backend = r.backend === 'cpu' ? 'CPU' : r.backend;
+  const backend = r.backend === 'cpu' ? 'CPU' : 'WebGPU';
+  if (r.status) showBackend(r.status);
   return el('article', { class: 'result', 'data-file': name, 'data-label': r.label, 'data-backend': r.backend, 'data-status': 'ok' },
     el('h3', {}, `${name}: ${r.label}`), bars,
     el('p', { class: 'meta' }, `${r.width}×${r.height} ${r.format}; ${backend}, ${r.timings.inference_ms.toFixed(1)} ms inference, ${r.total_ms.toFixed(1)} ms total`));

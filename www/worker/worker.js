@@ -19,16 +19,17 @@ async function handle({ id, type, ...args }) {
     await ready;
     if (type === LOAD_MODEL) {
       postMessage({ id, status: 'checking and loading the model' });
-      const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {} };
+      const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend: args.backend ?? 'auto' };
       const next = await MriScreen.create(new Uint8Array(args.model), options);
       screen?.free();
       screen = next;
-      postMessage({ id, result: screen.info() });
+      postMessage({ id, result: { info: screen.info(), backend: screen.status() } });
     } else if (type === CLASSIFY) {
       if (!screen) throw { kind: 'model', message: 'no model is loaded yet' };
       const t0 = performance.now();
       const prediction = await screen.classify(new Uint8Array(args.image));
       prediction.total_ms = performance.now() - t0;
+      prediction.status = screen.status();
       postMessage({ id, result: prediction });
     } else {
       throw { kind: 'internal', message: `unknown request ${type}` };

@@ -1,0 +1,460 @@
+//! The WebGPU graph normaliser: rewrites any model the loader accepts into
+//! the form wonnx 0.5.1 computes correctly, or refuses it naming the op and
+//! node. Each rewrite answers one fact measured about wonnx (DESIGN.md,
+//! "Facts measured about wonnx 0.5.1"):
+//!
+//! 1. `Constant` nodes become initializers; `Cast` and `DequantizeLinear` of
+//!    constant weights (fp16, per-axis or blocked int8/uint8, packed int4) are
+//!    evaluated here into f32 initializers — wonnx has no FLOAT16, INT8 or
+//!    DequantizeLinear.
+//! 2. Every intermediate gets a static shape in `value_info` (tract's shape
+//!    inference with the input pinned to batch 1) — wonnx needs them all.
+//! 3. A `Conv` without bias gets a zero bias — wonnx computes 3×3 bias-free
+//!    convolutions wrongly.
+//! 4. `Gemm` with `transB=1` gets its constant B transposed and `transB=0`;
+//!    a `Gemm` or `MatMul` whose inner dimension is not a multiple of 4
+//!    (which wonnx gets wrong) becomes Reshape → 1×1 Conv → Reshape.
+//! 5. `auto_pad` SAME_UPPER/SAME_LOWER/VALID becomes explicit `pads`.
+//! 6. `Clip` bounds become explicit constants (wonnx prints them with one
+//!    decimal, so bounds that one decimal cannot express are refused, and an
+//!    absent bound, printed as `inf`, becomes ±3e38).
+//! 7. `Concat` (which wonnx performs flat, ignoring `axis`) is kept only where
+//!    flat is right (every dimension before the axis is 1) and is split into a
+//!    chain of at most [`MAX_CONCAT_INPUTS`] inputs (one storage binding each).
+//! 8. Any op wonnx does not implement is refused.
+
+use super::pb::{self, tensor_proto::DataType, AttributeProto, NodeProto, TensorProto};
+use super::tensor_data::values_f32;
+use super::builder::{f32_tensor, value_info, Dim};
+use super::ModelPackage;
+use std::collections::{HashMap, HashSet};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+use tract_onnx::tract_hir::infer::Factoid;
+
+/// Most inputs one `Concat` may have after normalisation (wonnx binds each
+/// input and the output as a storage buffer; 8 per stage by default).
+pub const MAX_CONCAT_INPUTS: usize = 6;
+
+/// Why a model cannot run on the WebGPU backend (the CPU backend may still run it).
+#[derive(Debug, thiserror::Error)]
+pub enum NormaliseError {
+    #[error("node `{node}` ({op}): {reason}")]
+    Node { node: String, op: String, reason: String },
+    #[error("shape inference failed: {0}")]
+    Shapes(String),
+}
+
+/// Ops wonnx 0.5.1 compiles (src/compiler.rs) or folds away (src/optimizer.rs).
+const SUPPORTED: &[&str] = &[
+    "Reshape", "Dropout", "Identity", "Flatten", "Squeeze", "Unsqueeze", "Abs", "Acos", "Asin", "Atan", "Ceil", "Cos",
+    "Cosh", "Exp", "Floor", "Log", "Round", "Sign", "Sin", "Sinh", "Sqrt", "Tan", "Tanh", "Reciprocal", "Acosh",
+    "Asinh", "Atanh", "Neg", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+    "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "OneHot", "Gather", "Cast", "Softmax", "BatchNormalization",
+    "Concat", "Resize", "Sum", "Split", "Pad", "Transpose", "Add", "And", "Div", "Equal", "Greater", "GreaterOrEqual",
+    "Less", "LessOrEqual", "Mod", "Mul", "Or", "Sub", "Pow", "PRelu", "Relu", "Sigmoid", "Softsign", "Softplus", "Clip",
+    "Celu", "Elu", "LeakyRelu", "MaxPool", "AveragePool", "Conv", "GlobalAveragePool", "Gemm", "MatMul", "Shape",
+];
+
+fn refuse(node: &NodeProto, reason: impl Into<String>) -> NormaliseError {
+    let name = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
+    NormaliseError::Node { node: name, op: node.op_type.clone(), reason: reason.into() }
+}
+
+fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn attr_ints_or(node: &NodeProto, name: &str, default: Vec<i64>) -> Vec<i64> {
+    attr(node, name).map(|a| a.ints.clone()).unwrap_or(default)
+}
+
+fn set_attr(node: &mut NodeProto, a: AttributeProto) {
+    node.attribute.retain(|x| x.name != a.name);
+    node.attribute.push(a);
+}
+
+/// The normalised model, ready for wonnx.
+pub fn for_wonnx(package: &ModelPackage) -> Result<pb::ModelProto, NormaliseError> {
+    let mut model = package.proto.clone();
+    let input_shape: Vec<usize> = package.info.input.shape().to_vec();
+    let Some(graph) = model.graph.as_mut() else {
+        return Err(NormaliseError::Shapes("the model has no graph".into()));
+    };
+    let mut inits: HashMap<String, TensorProto> = graph.initializer.drain(..).map(|t| (t.name.clone(), t)).collect();
+    graph.input.retain(|i| !inits.contains_key(&i.name));
+
+    fold_constants(&mut graph.node, &mut inits)?;
+    let used: HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    inits.retain(|name, _| used.contains(name.as_str()));
+    graph.initializer = inits.values().cloned().collect();
+
+    let shapes = infer_shapes(&model, &input_shape)?;
+    let Some(graph) = model.graph.as_mut() else { unreachable!("checked above") };
+    let mut extra_shapes: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut nodes = Vec::with_capacity(graph.node.len());
+    for mut node in std::mem::take(&mut graph.node) {
+        if !SUPPORTED.contains(&node.op_type.as_str()) || !(node.domain.is_empty() || node.domain == "ai.onnx") {
+            return Err(refuse(&node, "the WebGPU backend (wonnx) does not implement this operator"));
+        }
+        match node.op_type.as_str() {
+            "Conv" => {
+                explicit_pads(&mut node, &shapes, &inits)?;
+                if node.input.len() < 3 || node.input[2].is_empty() {
+                    let out = shape_of(&shapes, &node.output[0]).ok_or_else(|| refuse(&node, "output shape unknown"))?;
+                    let name = format!("{}.zero_bias", node.output[0]);
+                    let bias = f32_tensor(&name, &[out[1]], &vec![0.0; out[1]]);
+                    inits.insert(name.clone(), bias.clone());
+                    graph.initializer.push(bias);
+                    node.input.truncate(2);
+                    node.input.push(name);
+                }
+            }
+            "MaxPool" | "AveragePool" => explicit_pads(&mut node, &shapes, &inits)?,
+            "Gemm" => {
+                gemm_trans_b(&mut node, &mut inits, &mut graph.initializer)?;
+                if let Some(rewritten) = gemm_as_conv(&node, &shapes, &mut inits, &mut graph.initializer, &mut extra_shapes)? {
+                    nodes.extend(rewritten);
+                    continue;
+                }
+            }
+            "MatMul" => {
+                if let Some(rewritten) = gemm_as_conv(&node, &shapes, &mut inits, &mut graph.initializer, &mut extra_shapes)? {
+                    nodes.extend(rewritten);
+                    continue;
+                }
+            }
+            "Clip" => clip_bounds(&mut node, &mut inits, &mut graph.initializer)?,
+            "Concat" => {
+                split_concat(node, &shapes, &mut nodes, &mut extra_shapes)?;
+                continue;
+            }
+            _ => {}
+        }
+        nodes.push(node);
+    }
+    graph.node = nodes;
+
+    let pinned: Vec<Dim> = input_shape.iter().map(|&d| Dim::Fixed(d as i64)).collect();
+    graph.input = vec![value_info(&package.info.input_name, DataType::Float, &pinned)];
+    let outputs: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let typed = |name: &str, dims: &[usize]| {
+        let d: Vec<Dim> = dims.iter().map(|&x| Dim::Fixed(x as i64)).collect();
+        value_info(name, DataType::Float, &d)
+    };
+    graph.value_info = graph
+        .node
+        .iter()
+        .flat_map(|n| n.output.iter())
+        .filter(|o| !outputs.contains(*o))
+        .filter_map(|o| {
+            shape_of(&shapes, o).or_else(|| extra_shapes.iter().find(|(n, _)| n == o).map(|(_, s)| s.clone())).map(|s| typed(o, &s))
+        })
+        .collect();
+    for out in &mut graph.output {
+        let dims = shape_of(&shapes, &out.name).ok_or_else(|| NormaliseError::Shapes(format!("output `{}` has no inferred shape", out.name)))?;
+        *out = typed(&out.name, &dims);
+    }
+    Ok(model)
+}
+
+fn shape_of(shapes: &HashMap<String, Vec<usize>>, name: &str) -> Option<Vec<usize>> {
+    shapes.get(name).cloned()
+}
+
+/// Shapes of every named value, from tract's type inference with the input
+/// pinned to `input_shape`.
+pub fn infer_shapes(model: &pb::ModelProto, input_shape: &[usize]) -> Result<HashMap<String, Vec<usize>>, NormaliseError> {
+    let err = |e: TractError| NormaliseError::Shapes(format!("{e:#}"));
+    let parsed = tract_onnx::onnx().parse(model, None).map_err(err)?;
+    let mut m = parsed.model;
+    m.set_input_fact(0, f32::fact(input_shape).into()).map_err(err)?;
+    m.analyse(false).map_err(err)?;
+    let mut shapes = HashMap::new();
+    for (name, outlet) in parsed.outlets_by_name {
+        let Ok(fact) = m.outlet_fact(outlet) else { continue };
+        if let Some(dims) = fact.shape.concretize() {
+            let dims: Option<Vec<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
+            if let Some(dims) = dims {
+                shapes.insert(name, dims);
+            }
+        }
+    }
+    Ok(shapes)
+}
+
+/// Turns `Constant` nodes into initializers and evaluates `Cast` /
+/// `DequantizeLinear` whose inputs are all initializers.
+fn fold_constants(nodes: &mut Vec<NodeProto>, inits: &mut HashMap<String, TensorProto>) -> Result<(), NormaliseError> {
+    let mut kept = Vec::with_capacity(nodes.len());
+    for node in std::mem::take(nodes) {
+        let constant_inputs = node.input.iter().all(|i| i.is_empty() || inits.contains_key(i));
+        let folded = match node.op_type.as_str() {
+            "Constant" => {
+                let t = attr(&node, "value").and_then(|a| a.t.clone()).ok_or_else(|| refuse(&node, "only tensor-valued Constant nodes are supported"))?;
+                Some(TensorProto { name: node.output[0].clone(), ..t })
+            }
+            "Cast" if constant_inputs => {
+                let to = attr(&node, "to").map_or(0, |a| a.i);
+                if to != DataType::Float as i64 {
+                    None
+                } else {
+                    let v = values_f32(&inits[&node.input[0]]).ok_or_else(|| refuse(&node, "cannot read the constant being cast"))?;
+                    Some(f32_tensor(&node.output[0], &dims_usize(&inits[&node.input[0]].dims), &v))
+                }
+            }
+            "DequantizeLinear" if constant_inputs => Some(dequantize(&node, inits)?),
+            _ => None,
+        };
+        match folded {
+            Some(t) => {
+                inits.insert(t.name.clone(), t);
+            }
+            None => kept.push(node),
+        }
+    }
+    *nodes = kept;
+    Ok(())
+}
+
+fn dims_usize(dims: &[i64]) -> Vec<usize> {
+    dims.iter().map(|&d| d.max(0) as usize).collect()
+}
+
+/// y = (x − zero_point) · scale, per tensor, per axis, or blocked along the axis (opset 21).
+fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<TensorProto, NormaliseError> {
+    let x_t = &inits[&node.input[0]];
+    let x = values_f32(x_t).ok_or_else(|| refuse(node, "cannot read the quantized weights"))?;
+    let scale_t = &inits[&node.input[1]];
+    let scale = values_f32(scale_t).ok_or_else(|| refuse(node, "cannot read the scale"))?;
+    let zero = match node.input.get(2).filter(|s| !s.is_empty()) {
+        Some(z) => values_f32(&inits[z]).ok_or_else(|| refuse(node, "cannot read the zero point"))?,
+        None => vec![0.0; scale.len()],
+    };
+    if zero.len() != scale.len() || scale.is_empty() {
+        return Err(refuse(node, "scale and zero point differ in size"));
+    }
+    let dims = dims_usize(&x_t.dims);
+    let rank = dims.len() as i64;
+    let axis = attr(node, "axis").map_or(1, |a| a.i);
+    let axis = if axis < 0 { axis + rank } else { axis } as usize;
+    let block = attr(node, "block_size").map_or(0, |a| a.i.max(0) as usize);
+    let y: Vec<f32> = if scale.len() == 1 {
+        x.iter().map(|&q| (q - zero[0]) * scale[0]).collect()
+    } else {
+        if axis >= dims.len() {
+            return Err(refuse(node, format!("axis {axis} is out of range for rank {rank}")));
+        }
+        let inner: usize = dims[axis + 1..].iter().product();
+        let len = dims[axis];
+        if block == 0 {
+            if scale.len() != len {
+                return Err(refuse(node, "per-axis scale does not match the axis length"));
+            }
+            x.iter().enumerate().map(|(i, &q)| {
+                let c = (i / inner) % len;
+                (q - zero[c]) * scale[c]
+            }).collect()
+        } else {
+            // Blocked: the scale has x's shape with the axis divided into blocks.
+            let blocks = len.div_ceil(block);
+            if scale.len() != x.len() / len * blocks {
+                return Err(refuse(node, "blocked scale does not match the weights"));
+            }
+            x.iter().enumerate().map(|(i, &q)| {
+                let (outer, c, rest) = (i / (inner * len), (i / inner) % len, i % inner);
+                let s = (outer * blocks + c / block) * inner + rest;
+                (q - zero[s]) * scale[s]
+            }).collect()
+        }
+    };
+    Ok(f32_tensor(&node.output[0], &dims, &y))
+}
+
+/// `auto_pad` → explicit symmetric-or-not `pads` from the inferred input shape.
+fn explicit_pads(node: &mut NodeProto, shapes: &HashMap<String, Vec<usize>>, inits: &HashMap<String, TensorProto>) -> Result<(), NormaliseError> {
+    let mode = attr(node, "auto_pad").map(|a| String::from_utf8_lossy(&a.s).to_string()).unwrap_or_default();
+    if mode.is_empty() || mode == "NOTSET" {
+        return Ok(());
+    }
+    let input = shape_of(shapes, &node.input[0]).ok_or_else(|| refuse(node, "input shape unknown"))?;
+    let spatial = &input[2..];
+    let kernel = match attr(node, "kernel_shape") {
+        Some(a) => a.ints.clone(),
+        None => inits.get(&node.input[1]).map(|w| w.dims[2..].to_vec()).ok_or_else(|| refuse(node, "kernel shape unknown"))?,
+    };
+    let n = spatial.len();
+    let strides = attr_ints_or(node, "strides", vec![1; n]);
+    let dilations = attr_ints_or(node, "dilations", vec![1; n]);
+    let mut pads = vec![0i64; 2 * n];
+    if mode != "VALID" {
+        for i in 0..n {
+            let (inp, s) = (spatial[i] as i64, strides[i]);
+            let out = (inp + s - 1) / s;
+            let total = ((out - 1) * s + (kernel[i] - 1) * dilations[i] + 1 - inp).max(0);
+            let small = total / 2;
+            let (begin, end) = if mode == "SAME_LOWER" { (total - small, small) } else { (small, total - small) };
+            pads[i] = begin;
+            pads[n + i] = end;
+        }
+    }
+    node.attribute.retain(|a| a.name != "auto_pad");
+    set_attr(node, super::builder::attr_ints("pads", &pads));
+    Ok(())
+}
+
+/// Gemm with transB=1: transpose the constant B into a new initializer.
+fn gemm_trans_b(node: &mut NodeProto, inits: &mut HashMap<String, TensorProto>, out: &mut Vec<TensorProto>) -> Result<(), NormaliseError> {
+    if attr(node, "transA").is_some_and(|a| a.i != 0) {
+        return Err(refuse(node, "transA=1 is not supported"));
+    }
+    if !attr(node, "transB").is_some_and(|a| a.i != 0) {
+        return Ok(());
+    }
+    let b = inits.get(&node.input[1]).ok_or_else(|| refuse(node, "transB=1 needs a constant B to transpose"))?;
+    let v = values_f32(b).ok_or_else(|| refuse(node, "cannot read B"))?;
+    let [rows, cols] = dims_usize(&b.dims)[..] else {
+        return Err(refuse(node, "B is not a matrix"));
+    };
+    let t: Vec<f32> = (0..cols * rows).map(|i| v[(i % rows) * cols + i / rows]).collect();
+    let name = format!("{}.transposed", node.input[1]);
+    let tensor = f32_tensor(&name, &[cols, rows], &t);
+    inits.insert(name.clone(), tensor.clone());
+    out.push(tensor);
+    node.input[1] = name;
+    set_attr(node, super::builder::attr_int("transB", 0));
+    Ok(())
+}
+
+/// Gemm whose inner dimension K is not a multiple of 4, which wonnx gets
+/// wrong (measured: K = 6 and 10 off by 1e-2, K = 8 and 12 exact), becomes
+/// Reshape → 1×1 Conv → Reshape, which wonnx computes right for any K.
+/// Needs A of shape [1, K] and a constant B (already untransposed).
+fn gemm_as_conv(
+    node: &NodeProto,
+    shapes: &HashMap<String, Vec<usize>>,
+    inits: &mut HashMap<String, TensorProto>,
+    out: &mut Vec<TensorProto>,
+    extra: &mut Vec<(String, Vec<usize>)>,
+) -> Result<Option<Vec<NodeProto>>, NormaliseError> {
+    let a = shape_of(shapes, &node.input[0]).ok_or_else(|| refuse(node, "input shape unknown"))?;
+    if a.last().is_none_or(|k| k % 4 == 0) {
+        return Ok(None);
+    }
+    let [m, k] = a[..] else {
+        return Err(refuse(node, format!("inner dimension of {a:?} is not a multiple of 4, which wonnx computes wrongly")));
+    };
+    let scale = |name: &str| attr(node, name).map_or(1.0, |a| a.f);
+    if m != 1 || scale("alpha") != 1.0 || scale("beta") != 1.0 {
+        return Err(refuse(node, format!("inner dimension {k} is not a multiple of 4 (wonnx computes it wrongly) and the Gemm is not a plain [1,K] layer")));
+    }
+    let b = inits.get(&node.input[1]).ok_or_else(|| refuse(node, "B must be a constant"))?;
+    let bv = values_f32(b).ok_or_else(|| refuse(node, "cannot read B"))?;
+    let n = bv.len() / k;
+    // Conv weight [N, K, 1, 1] is Bᵀ.
+    let w: Vec<f32> = (0..n * k).map(|i| bv[(i % k) * n + i / k]).collect();
+    let bias = match node.input.get(2).filter(|s| !s.is_empty()) {
+        Some(c) => {
+            let v = inits.get(c).and_then(values_f32).ok_or_else(|| refuse(node, "C must be a constant"))?;
+            if v.len() == n { v } else if v.len() == 1 { vec![v[0]; n] } else { return Err(refuse(node, "C does not broadcast over [1,N]")) }
+        }
+        None => vec![0.0; n],
+    };
+    let y = &node.output[0];
+    let names = [format!("{y}.as_conv.weight"), format!("{y}.as_conv.bias"), format!("{y}.as_conv.shape_in"), format!("{y}.as_conv.shape_out")];
+    let tensors = [
+        f32_tensor(&names[0], &[n, k, 1, 1], &w),
+        f32_tensor(&names[1], &[n], &bias),
+        super::builder::i64_tensor(&names[2], &[1, k as i64, 1, 1]),
+        super::builder::i64_tensor(&names[3], &[1, n as i64]),
+    ];
+    for t in tensors {
+        inits.insert(t.name.clone(), t.clone());
+        out.push(t);
+    }
+    let (x4, y4) = (format!("{y}.as_conv.in"), format!("{y}.as_conv.out"));
+    extra.push((x4.clone(), vec![1, k, 1, 1]));
+    extra.push((y4.clone(), vec![1, n, 1, 1]));
+    let make = |part: &str, op: &str, inputs: Vec<String>, output: String, attribute: Vec<AttributeProto>| NodeProto {
+        name: format!("{}.{part}", node.name),
+        op_type: op.into(),
+        input: inputs,
+        output: vec![output],
+        attribute,
+        ..Default::default()
+    };
+    use super::builder::attr_ints;
+    Ok(Some(vec![
+        make("reshape_in", "Reshape", vec![node.input[0].clone(), names[2].clone()], x4.clone(), vec![]),
+        make("conv", "Conv", vec![x4, names[0].clone(), names[1].clone()], y4.clone(), vec![attr_ints("kernel_shape", &[1, 1]), attr_ints("pads", &[0, 0, 0, 0]), attr_ints("strides", &[1, 1])]),
+        make("reshape_out", "Reshape", vec![y4, names[3].clone()], y.clone(), vec![]),
+    ]))
+}
+
+/// Clip bounds as constant inputs (wonnx's optimizer turns them into
+/// attributes, which it prints with one decimal): an absent bound becomes
+/// ±3e38 (wonnx would print ±inf, which WGSL rejects), and a bound one decimal
+/// cannot express is refused.
+fn clip_bounds(node: &mut NodeProto, inits: &mut HashMap<String, TensorProto>, out: &mut Vec<TensorProto>) -> Result<(), NormaliseError> {
+    for (i, default) in [(1, -3.0e38f32), (2, 3.0e38)] {
+        let value = match node.input.get(i).filter(|s| !s.is_empty()) {
+            None => attr(node, if i == 1 { "min" } else { "max" }).map_or(default, |a| a.f),
+            Some(name) => {
+                let t = inits.get(name).ok_or_else(|| refuse(node, "Clip bounds must be constants"))?;
+                values_f32(t).and_then(|v| v.first().copied()).ok_or_else(|| refuse(node, "cannot read the Clip bound"))?
+            }
+        };
+        let tenth = f64::from(value) * 10.0;
+        if value.abs() < 1e30 && (tenth - tenth.round()).abs() > 1e-4 {
+            return Err(refuse(node, format!("Clip bound {value} needs more than one decimal, which wonnx cannot express")));
+        }
+        let name = format!("{}.{}", node.output[0], if i == 1 { "min" } else { "max" });
+        let t = f32_tensor(&name, &[], &[value]);
+        inits.insert(name.clone(), t.clone());
+        out.push(t);
+        node.input.resize(3, String::new());
+        node.input[i] = name;
+    }
+    node.attribute.retain(|a| a.name != "min" && a.name != "max");
+    Ok(())
+}
+
+/// Keeps a Concat only where wonnx's flat concat is right, chaining long ones.
+fn split_concat(
+    node: NodeProto,
+    shapes: &HashMap<String, Vec<usize>>,
+    out: &mut Vec<NodeProto>,
+    extra: &mut Vec<(String, Vec<usize>)>,
+) -> Result<(), NormaliseError> {
+    let shape = shape_of(shapes, &node.output[0]).ok_or_else(|| refuse(&node, "output shape unknown"))?;
+    let rank = shape.len() as i64;
+    let axis = attr(&node, "axis").map_or(0, |a| a.i);
+    let axis = (if axis < 0 { axis + rank } else { axis }) as usize;
+    if shape[..axis.min(shape.len())].iter().product::<usize>() != 1 {
+        return Err(refuse(&node, format!("concatenation along axis {axis} of {shape:?} is not contiguous, and wonnx concatenates flat")));
+    }
+    let mut inputs: Vec<String> = node.input.clone();
+    let mut part = 0;
+    while inputs.len() > MAX_CONCAT_INPUTS {
+        let head: Vec<String> = inputs.drain(..MAX_CONCAT_INPUTS).collect();
+        let width = |i: &String| {
+            shape_of(shapes, i).or_else(|| extra.iter().find(|(n, _)| n == i).map(|(_, s)| s.clone())).map(|d| d[axis])
+        };
+        let mut s = shape.clone();
+        s[axis] = head.iter().map(width).sum::<Option<usize>>().ok_or_else(|| refuse(&node, "input shape unknown"))?;
+        let name = format!("{}.part{part}", node.output[0]);
+        let mut n = node.clone();
+        n.name = format!("{}.part{part}", node.name);
+        n.input = head;
+        n.output = vec![name.clone()];
+        out.push(n);
+        extra.push((name.clone(), s));
+        part += 1;
+        // The running result is the first input of the next link.
+        inputs.insert(0, name);
+    }
+    let mut n = node;
+    n.input = inputs;
+    out.push(n);
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! WebGPU (wonnx through wgpu-bridge; natively Vulkan, Mesa's llvmpipe in CI)
+//! against tract on the model families we ship, in fp32, fp16 and int8
+//! weights, plus a PyTorch-style third-party graph:
+//! max |Δlogit| ≤ 1e-4 · max |logit|.
+//!
+//! Needs a Vulkan driver (`apt-get install mesa-vulkan-drivers`, which
+//! `scripts/setup test` does); without one these tests fail, by design.
+
+mod common;
+
+use mriscreen::block_on;
+use mriscreen::model::random::{self, RandomNet, CLASSES};
+use mriscreen::model::Precision;
+
+fn check(name: &str, bytes: &[u8], classes: Option<&[&str]>) {
+    block_on(common::gpu_matches_cpu(name, bytes, classes));
+}
+
+fn opts(size: usize, precision: Precision) -> RandomNet {
+    let mut o = RandomNet::new(&CLASSES, size, 21);
+    o.precision = precision;
+    o
+}
+
+const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::Fp16, Precision::Int8];
+
+#[test]
+fn mobilenet_v2_full_size_at_224() {
+    for p in PRECISIONS {
+        check(&format!("mobilenet_v2_1.0 {p}"), &random::mobilenet_v2(1.0, &opts(224, p)), None);
+    }
+}
+
+#[test]
+fn densenet_style() {
+    // Blocks of 6 and 8 layers: Concats of up to 9 inputs, chained by the normaliser.
+    for p in PRECISIONS {
+        check(&format!("densenet {p}"), &random::densenet(&[6, 8], 12, &opts(96, p)), None);
+    }
+}
+
+#[test]
+fn efficientnet_lite0_style() {
+    for p in PRECISIONS {
+        check(&format!("efficientnet_lite0 {p}"), &random::efficientnet_lite0(&opts(160, p)), None);
+    }
+}
+
+#[test]
+fn third_party_pytorch_style_graph() {
+    // Gemm transB=1, bias-free convs, Flatten, symbolic batch, no metadata.
+    check("third party", &common::third_party(Default::default()), Some(&["a", "b", "c"]));
+}
