@@ -16,6 +16,17 @@ use serde::{Deserialize, Serialize};
 /// summation order stays far below this, a wrong kernel far above.
 pub const SELF_CHECK_TOLERANCE: f32 = 1e-3;
 
+/// Accepts GPU logits that agree with the CPU's within
+/// [`SELF_CHECK_TOLERANCE`]; returns the relative difference.
+pub fn self_check(gpu: &[f32], cpu: &[f32]) -> Result<f32, InferenceError> {
+    let diff = relative_max_diff(gpu, cpu);
+    // NaN from a broken kernel must fail too, hence the negated comparison.
+    if !(diff <= SELF_CHECK_TOLERANCE) {
+        return Err(InferenceError::SelfCheck { max_diff: diff, tolerance: SELF_CHECK_TOLERANCE });
+    }
+    Ok(diff)
+}
+
 /// Which backend the user asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,11 +109,7 @@ impl Engine {
         let probe = Rng::new(0x5EED).vec(package.info.input.len(), -2.0, 2.0);
         let want = cpu.run(&probe)?;
         let got = gpu.run(&probe).await?;
-        let diff = relative_max_diff(&got.logits, &want.logits);
-        if !(diff <= SELF_CHECK_TOLERANCE) {
-            return Err(InferenceError::SelfCheck { max_diff: diff, tolerance: SELF_CHECK_TOLERANCE });
-        }
-        Ok((gpu, diff))
+        Ok((gpu, self_check(&got.logits, &want.logits)?))
     }
 
     pub fn status(&self) -> &BackendStatus {
@@ -127,5 +134,21 @@ impl Engine {
                 None => Err(e),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_check_accepts_rounding_and_rejects_wrong_kernels() {
+        assert!(self_check(&[1.0, -2.0], &[1.000_001, -2.0]).is_ok());
+        let e = self_check(&[1.0, -2.0], &[1.1, -2.0]).unwrap_err();
+        assert!(e.to_string().contains("self-check"), "{e}");
+        assert!(self_check(&[f32::NAN, 0.0], &[0.0, 0.0]).is_err());
+        assert!(self_check(&[1.0], &[1.0, 2.0]).is_err(), "a missing logit is a failure");
+        // Small logits are compared against 1, not against themselves.
+        assert!(self_check(&[1e-6], &[2e-6]).is_ok());
     }
 }

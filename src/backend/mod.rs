@@ -9,7 +9,7 @@ mod engine;
 mod gpu;
 
 pub use cpu::CpuBackend;
-pub use engine::{BackendChoice, BackendStatus, Engine, SELF_CHECK_TOLERANCE};
+pub use engine::{self_check, BackendChoice, BackendStatus, Engine, SELF_CHECK_TOLERANCE};
 pub use gpu::GpuBackend;
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,10 @@ impl Backend {
 /// Largest |a − b| over two logit vectors, relative to the larger logit
 /// magnitude (at least 1).
 pub fn relative_max_diff(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() != b.len() {
+        return f32::INFINITY;
+    }
     let scale = a.iter().chain(b).fold(1f32, |m, v| m.max(v.abs()));
-    let diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    if a.len() != b.len() { f32::INFINITY } else { diff / scale }
+    // NaN propagates (f32::max would drop it): a NaN logit is a failure.
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, |m, d| if d.is_nan() || m.is_nan() { f32::NAN } else { m.max(d) }) / scale
 }

@@ -12,6 +12,9 @@ export const DIST = path.join(ROOT, 'dist');
 
 const BASE_FLAGS = ['--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 
+/** WebGPU in headless Chromium on a machine without a GPU: SwiftShader (DESIGN.md). */
+export const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
+
 /** Serves dist/ on a free loopback port. */
 export async function startServer() {
   if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error('dist/ is not built: run scripts/build-web first');
@@ -25,7 +28,11 @@ export function launch(extraArgs = []) {
 
 /** Opens the page and waits for the model; records every request URL. */
 export async function openPage(browser, url) {
-  const context = await browser.newContext();
+  return openContextPage(await browser.newContext(), url);
+}
+
+/** Like openPage, in a given browser context. */
+export async function openContextPage(context, url) {
   const page = await context.newPage();
   const requests = [];
   const errors = [];
@@ -51,7 +58,12 @@ export async function classifyInPage(page, files, count = files.length) {
   })));
 }
 
-/** `mriscreen predict --json` with the repository's default model. */
+/** The backend badge: { kind, text, reason }. */
+export function backendBadge(page) {
+  return page.$eval('#backend-status', (b) => ({ kind: b.dataset.backend, text: b.textContent, reason: b.dataset.reason }));
+}
+
+/** `mriscreen predict --json` with the repository's default model (CPU backend). */
 export function cliPredict(files) {
   const bin = process.env.MRISCREEN_BIN ?? path.join(ROOT, 'target/debug/mriscreen');
   if (!fs.existsSync(bin)) execFileSync('cargo', ['build', '-q', '-p', 'trainer'], { cwd: ROOT, stdio: 'inherit' });

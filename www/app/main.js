@@ -51,6 +51,7 @@ function showBackend(status) {
 }
 
 async function loadDefaultModel() {
+  const t0 = performance.now();
   const manifestUrl = new URL('../models/manifest.json', import.meta.url);
   const manifest = await (await fetch(manifestUrl)).json();
   const entry = manifest.models.find((m) => m.id === manifest.default);
@@ -64,6 +65,7 @@ async function loadDefaultModel() {
   modelStatus.textContent = `${entry.name} — ${info.arch ?? 'unknown architecture'}, ${info.precision}, ` +
     `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? 'not stated'}`;
   modelStatus.dataset.status = 'ready';
+  modelStatus.dataset.loadMs = String(performance.now() - t0);
   if (entry.untrained || (info.trained_on ?? '').startsWith('nothing')) {
     const w = $('#model-warning');
     w.textContent = 'Untrained placeholder model (random weights): its outputs mean nothing.';
@@ -82,7 +84,10 @@ function renderResult(name, r) {
   }
   const backend = r.backend === 'cpu' ? 'CPU' : 'WebGPU';
   if (r.status) showBackend(r.status);
-  return el('article', { class: 'result', 'data-file': name, 'data-label': r.label, 'data-backend': r.backend, 'data-status': 'ok' },
+  return el('article', {
+    class: 'result', 'data-file': name, 'data-label': r.label, 'data-backend': r.backend, 'data-status': 'ok',
+    'data-inference-ms': String(r.timings.inference_ms), 'data-total-ms': String(r.total_ms),
+  },
     el('h3', {}, `${name}: ${r.label}`), bars,
     el('p', { class: 'meta' }, `${r.width}×${r.height} ${r.format}; ${backend}, ${r.timings.inference_ms.toFixed(1)} ms inference, ${r.total_ms.toFixed(1)} ms total`));
 }
