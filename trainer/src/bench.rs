@@ -31,8 +31,9 @@ pub struct Args {
     #[arg(long, default_value_t = 3)]
     warmup: usize,
     /// JSON file to write the results to (parent folders are created).
-    #[arg(long, default_value = "bench/native-cpu-latency.json")]
-    out: PathBuf,
+    /// Default: bench/native-<backend>-latency.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -85,12 +86,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "machine": machine(),
         "reference": "same machine class, MobileNetV2-1.0 224px, 1 thread: onnxruntime 5.6 ms, TFLite 5.0 ms (DESIGN.md / issue 2)",
     });
-    if let Some(dir) = a.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("bench/native-{}-latency.json", status.kind).to_lowercase()));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    std::fs::write(&a.out, serde_json::to_string_pretty(&report)? + "\n")
-        .with_context(|| format!("writing {}", a.out.display()))?;
-    println!("median {:.2} ms (p10 {:.2}, p90 {:.2}) over {} runs -> {}", q(0.5), q(0.1), q(0.9), a.runs, a.out.display());
+    std::fs::write(&out, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("median {:.2} ms (p10 {:.2}, p90 {:.2}) over {} runs -> {}", q(0.5), q(0.1), q(0.9), a.runs, out.display());
     Ok(ExitCode::SUCCESS)
 }
 
