@@ -42,6 +42,15 @@ fn normalised(bytes: &[u8], classes: Option<usize>) -> ModelProto {
     model
 }
 
+/// GlobalAveragePool → Flatten → `logits` [1, n], and the encoded model.
+fn head(mut b: GraphBuilder, y: &str, n: i64) -> Vec<u8> {
+    let y = b.global_average_pool(y);
+    b.flatten(&y);
+    b.rename_last_output("logits");
+    b.output("logits", &[1.into(), n.into()]);
+    b.to_bytes()
+}
+
 fn ops(m: &ModelProto) -> Vec<String> {
     m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect()
 }
@@ -85,11 +94,7 @@ fn conv_with_auto_pad(mode: &str) -> Vec<u8> {
     let x = b.input("input", &[1.into(), 3.into(), 16.into(), 16.into()]);
     let w = b.constant("w", &[4, 3, 3, 3], &Rng::new(1).vec(108, -0.5, 0.5));
     let y = b.node("Conv", &[&x, &w], vec![attr_string("auto_pad", mode), attr_ints("strides", &[2, 2]), attr_ints("kernel_shape", &[3, 3])]);
-    let y = b.global_average_pool(&y);
-    b.flatten(&y);
-    b.rename_last_output("logits");
-    b.output("logits", &[1.into(), 4.into()]);
-    b.to_bytes()
+    head(b, &y, 4)
 }
 
 #[test]
@@ -110,11 +115,7 @@ fn clip_model(lo: Option<f32>, hi: Option<f32>) -> Vec<u8> {
     let lo = lo.map(|v| b.constant("lo", &[], &[v])).unwrap_or_default();
     let hi = hi.map(|v| b.constant("hi", &[], &[v])).unwrap_or_default();
     let y = b.node("Clip", &[&x, &lo, &hi], vec![]);
-    let y = b.global_average_pool(&y);
-    b.flatten(&y);
-    b.rename_last_output("logits");
-    b.output("logits", &[1.into(), 3.into()]);
-    b.to_bytes()
+    head(b, &y, 3)
 }
 
 #[test]
@@ -142,12 +143,8 @@ fn dense_concat(n: usize, axis: i64) -> Vec<u8> {
     }
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
     let y = b.node("Concat", &refs, vec![attr_int("axis", axis)]);
-    let y = b.global_average_pool(&y);
-    b.flatten(&y);
-    b.rename_last_output("logits");
     let width = if axis == 1 { 3 + 2 * (n - 1) } else { 3 };
-    b.output("logits", &[1.into(), (width as i64).into()]);
-    b.to_bytes()
+    head(b, &y, width as i64)
 }
 
 #[test]
@@ -169,10 +166,43 @@ fn unsupported_operator_is_refused_by_name() {
     let mut b = GraphBuilder::new("erf");
     let x = b.input("input", &[1.into(), 3.into(), 8.into(), 8.into()]);
     let y = b.node("Erf", &[&x], vec![]);
-    let y = b.global_average_pool(&y);
-    b.flatten(&y);
-    b.rename_last_output("logits");
-    b.output("logits", &[1.into(), 3.into()]);
-    let e = for_wonnx(&package(&b.to_bytes(), Some(3))).unwrap_err().to_string();
+    let e = for_wonnx(&package(&head(b, &y, 3), Some(3))).unwrap_err().to_string();
     assert!(e.contains("(Erf)") && e.contains("node `erf_"), "{e}");
+}
+
+/// Stem conv 3→4 (fp32), then a 1×1 conv 4→2 whose weights come from `w`.
+fn int4_net(w: impl FnOnce(&mut GraphBuilder) -> String) -> Vec<u8> {
+    let mut b = GraphBuilder::new("int4");
+    let x = b.input("input", &[1.into(), 3.into(), 8.into(), 8.into()]);
+    let stem = b.constant("stem", &[4, 3, 3, 3], &Rng::new(2).vec(108, -0.5, 0.5));
+    let y = b.conv(&x, &stem, None, 3, ConvAttrs::new(1, 1));
+    let w = w(&mut b);
+    let y = b.conv(&y, &w, None, 1, ConvAttrs::new(1, 0));
+    head(b, &y, 2)
+}
+
+#[test]
+fn packed_int4_weights_with_blocked_scales_are_expanded() {
+    use mriscreen::model::builder::raw_tensor;
+    use mriscreen::model::tensor_data::pack_4bit;
+    // Weights [2 out, 4 in, 1, 1] quantized to int4 in blocks of 2 input
+    // channels (opset 21 blocked DequantizeLinear): scale [2, 2, 1, 1].
+    let q: Vec<i8> = vec![1, -2, 3, -4, 5, -6, 7, -8];
+    let scales = [0.5f32, 0.25, 1.0, 2.0];
+    let quantized = int4_net(|b| {
+        let wq = b.initializer(raw_tensor("w.int4", DataType::Int4, &[2, 4, 1, 1], pack_4bit(&q)));
+        let s = b.constant("w.scale", &[2, 2, 1, 1], &scales);
+        b.node("DequantizeLinear", &[&wq, &s], vec![attr_int("axis", 1), attr_int("block_size", 2)])
+    });
+    let mut proto = ModelProto::decode(&*quantized).unwrap();
+    proto.opset_import[0].version = 21;
+    let p = package(&proto.encode_to_vec(), Some(2));
+    let m = for_wonnx(&p).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!ops(&m).contains(&"DequantizeLinear".to_string()));
+    // q · scale per block, written out by hand.
+    let expected = [0.5f32, -1.0, 0.75, -1.0, 5.0, -6.0, 14.0, -16.0];
+    let reference = package(&int4_net(|b| b.constant("w", &[2, 4, 1, 1], &expected)), Some(2));
+    let input = Rng::new(4).vec(p.info.input.len(), -1.0, 1.0);
+    let (a, b) = (logits(&reference, &input), logits(&package(&m.encode_to_vec(), Some(2)), &input));
+    assert!(relative_max_diff(&a, &b) < 1e-6, "{a:?} vs {b:?}");
 }

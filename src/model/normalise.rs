@@ -78,9 +78,7 @@ fn set_attr(node: &mut NodeProto, a: AttributeProto) {
 pub fn for_wonnx(package: &ModelPackage) -> Result<pb::ModelProto, NormaliseError> {
     let mut model = package.proto.clone();
     let input_shape: Vec<usize> = package.info.input.shape().to_vec();
-    let Some(graph) = model.graph.as_mut() else {
-        return Err(NormaliseError::Shapes("the model has no graph".into()));
-    };
+    let mut graph = model.graph.take().ok_or_else(|| NormaliseError::Shapes("the model has no graph".into()))?;
     let mut inits: HashMap<String, TensorProto> = graph.initializer.drain(..).map(|t| (t.name.clone(), t)).collect();
     graph.input.retain(|i| !inits.contains_key(&i.name));
 
@@ -89,8 +87,9 @@ pub fn for_wonnx(package: &ModelPackage) -> Result<pb::ModelProto, NormaliseErro
     inits.retain(|name, _| used.contains(name.as_str()));
     graph.initializer = inits.values().cloned().collect();
 
+    model.graph = Some(graph);
     let shapes = infer_shapes(&model, &input_shape)?;
-    let Some(graph) = model.graph.as_mut() else { unreachable!("checked above") };
+    let mut graph = model.graph.take().ok_or_else(|| NormaliseError::Shapes("the model has no graph".into()))?;
     let mut extra_shapes: Vec<(String, Vec<usize>)> = Vec::new();
     let mut nodes = Vec::with_capacity(graph.node.len());
     for mut node in std::mem::take(&mut graph.node) {
@@ -155,6 +154,7 @@ pub fn for_wonnx(package: &ModelPackage) -> Result<pb::ModelProto, NormaliseErro
         let dims = shape_of(&shapes, &out.name).ok_or_else(|| NormaliseError::Shapes(format!("output `{}` has no inferred shape", out.name)))?;
         *out = typed(&out.name, &dims);
     }
+    model.graph = Some(graph);
     Ok(model)
 }
 

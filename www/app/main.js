@@ -2,21 +2,26 @@
 // classifies the chosen files, and renders one result element per file.
 import { LOAD_MODEL, CLASSIFY } from '../shared/messages.js';
 
-const worker = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
 const pending = new Map();
 let nextId = 1;
+let worker = startWorker();
 
-worker.onmessage = ({ data }) => {
-  const p = pending.get(data.id);
-  if (!p) return;
-  if (data.status) { p.onStatus?.(data.status); return; }
-  pending.delete(data.id);
-  if (data.error) p.reject(data.error); else p.resolve(data.result);
-};
-worker.onerror = (e) => {
-  for (const p of pending.values()) p.reject({ kind: 'internal', message: e.message || 'the worker failed to start' });
-  pending.clear();
-};
+/** A fresh module worker; a crashed one is replaced by calling this again. */
+function startWorker() {
+  const w = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
+  w.onmessage = ({ data }) => {
+    const p = pending.get(data.id);
+    if (!p) return;
+    if (data.status) { p.onStatus?.(data.status); return; }
+    pending.delete(data.id);
+    if (data.error) p.reject(data.error); else p.resolve(data.result);
+  };
+  w.onerror = (e) => {
+    for (const p of pending.values()) p.reject({ kind: 'internal', message: e.message || 'the worker failed' });
+    pending.clear();
+  };
+  return w;
+}
 
 function request(type, payload, transfer = [], onStatus) {
   const id = nextId++;
@@ -50,6 +55,30 @@ function showBackend(status) {
   badge.dataset.reason = status.fallback_reason ?? '';
 }
 
+/** The loaded model's bytes and hash, kept to restart on the CPU after a crash. */
+let loaded = null;
+
+/** Loads `bytes` in the worker on `backend`; returns { info, backend status }. */
+function loadModel(bytes, sha256, backend) {
+  // A copy is sent so that `loaded.bytes` survives the transfer.
+  return request(LOAD_MODEL, { model: bytes.slice(0), sha256, backend }, [], (s) => { modelStatus.textContent = s; });
+}
+
+/**
+ * A WebGPU failure that takes the wasm instance down (a trap, not an error)
+ * leaves the worker unusable: replace it with a fresh one on the CPU.
+ */
+async function restartOnCpu(reason) {
+  worker.terminate();
+  for (const p of pending.values()) p.reject({ kind: 'internal', message: 'the worker was restarted' });
+  pending.clear();
+  worker = startWorker();
+  const result = await loadModel(loaded.bytes, loaded.sha256, 'cpu');
+  result.backend.fallback_reason = reason;
+  showBackend(result.backend);
+  return result;
+}
+
 async function loadDefaultModel() {
   const t0 = performance.now();
   const manifestUrl = new URL('../models/manifest.json', import.meta.url);
@@ -58,10 +87,16 @@ async function loadDefaultModel() {
   if (!entry) throw { kind: 'model', message: `manifest names default model "${manifest.default}" but does not list it` };
   const response = await fetch(new URL(entry.file, manifestUrl));
   if (!response.ok) throw { kind: 'model', message: `could not download ${entry.file} (HTTP ${response.status})` };
-  const bytes = await response.arrayBuffer();
-  const { info, backend } = await request(LOAD_MODEL, { model: bytes, sha256: entry.sha256, backend: backendChoice }, [bytes],
-    (s) => { modelStatus.textContent = s; });
-  showBackend(backend);
+  loaded = { bytes: await response.arrayBuffer(), sha256: entry.sha256 };
+  let info;
+  try {
+    const result = await loadModel(loaded.bytes, loaded.sha256, backendChoice);
+    info = result.info;
+    showBackend(result.backend);
+  } catch (e) {
+    if (e.kind !== 'internal' || backendChoice !== 'auto') throw e;
+    ({ info } = await restartOnCpu(`WebGPU crashed while loading the model: ${e.message}`));
+  }
   modelStatus.textContent = `${entry.name} — ${info.arch ?? 'unknown architecture'}, ${info.precision}, ` +
     `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? 'not stated'}`;
   modelStatus.dataset.status = 'ready';
@@ -72,6 +107,17 @@ async function loadDefaultModel() {
     w.hidden = false;
   }
   fileInput.disabled = false;
+}
+
+/** Classifies one file; after a crash of the worker, once more on the CPU. */
+async function classifyFile(bytes, name) {
+  try {
+    return await request(CLASSIFY, { name, image: bytes.slice(0) });
+  } catch (e) {
+    if (e.kind !== 'internal' || !loaded) throw e;
+    await restartOnCpu(`the worker crashed while classifying: ${e.message}`);
+    return request(CLASSIFY, { name, image: bytes });
+  }
 }
 
 function renderResult(name, r) {
@@ -102,7 +148,7 @@ fileInput.addEventListener('change', async () => {
     let node;
     try {
       const bytes = await file.arrayBuffer();
-      node = renderResult(file.name, await request(CLASSIFY, { name: file.name, image: bytes }, [bytes]));
+      node = renderResult(file.name, await classifyFile(bytes, file.name));
     } catch (e) {
       node = renderError(file.name, e);
     }
