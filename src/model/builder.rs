@@ -43,20 +43,25 @@ impl From<&str> for Dim {
     }
 }
 
-/// Convolution attributes. `pads` is symmetric (same padding at both ends of each axis).
+/// Convolution attributes: `pad` before and `pad_end` after each spatial
+/// axis (equal unless TensorFlow-style "SAME" padding puts one more at the end).
 #[derive(Debug, Clone, Copy)]
 pub struct ConvAttrs {
     pub stride: i64,
     pub pad: i64,
+    pub pad_end: i64,
     pub group: i64,
 }
 
 impl ConvAttrs {
     pub fn new(stride: i64, pad: i64) -> Self {
-        ConvAttrs { stride, pad, group: 1 }
+        ConvAttrs { stride, pad, pad_end: pad, group: 1 }
     }
     pub fn grouped(stride: i64, pad: i64, group: i64) -> Self {
-        ConvAttrs { stride, pad, group }
+        ConvAttrs { stride, pad, pad_end: pad, group }
+    }
+    pub fn asymmetric(stride: i64, pad: i64, pad_end: i64, group: i64) -> Self {
+        ConvAttrs { stride, pad, pad_end, group }
     }
 }
 
@@ -242,14 +247,14 @@ impl GraphBuilder {
     pub fn conv(&mut self, x: &str, w: &str, b: Option<&str>, kernel: i64, a: ConvAttrs) -> String {
         let mut inputs = vec![x, w];
         inputs.extend(b);
-        let p = a.pad;
+        let (p, e) = (a.pad, a.pad_end);
         self.node(
             "Conv",
             &inputs,
             vec![
                 attr_ints("kernel_shape", &[kernel, kernel]),
                 attr_ints("strides", &[a.stride, a.stride]),
-                attr_ints("pads", &[p, p, p, p]),
+                attr_ints("pads", &[p, p, e, e]),
                 attr_ints("dilations", &[1, 1]),
                 attr_int("group", a.group),
             ],

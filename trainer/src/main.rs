@@ -4,11 +4,43 @@
 //! device.
 
 mod bench;
+mod bench_train;
+mod data;
+mod evaluate;
+mod export;
 mod model_args;
+mod models;
 mod predict;
 mod random_model;
+mod synth;
+mod train;
+mod weights;
 
 use clap::{Parser, Subcommand};
+
+// Training allocates and frees tensors of hundreds of megabytes every step;
+// glibc hands each back to the kernel (page faults and TLB shootdowns on the
+// next step), mimalloc keeps and reuses them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    fn mi_reserve_os_memory(size: usize, commit: bool, allow_large: bool) -> std::ffi::c_int;
+}
+
+/// Keeps freed memory instead of returning it to the kernel (which would zero
+/// it again on the next step): mimalloc's `purge_delay` = -1, and one large
+/// address range reserved (not committed) up front.
+fn keep_freed_memory() {
+    const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+    // SAFETY: plain configuration calls into the allocator linked above,
+    // made before any other thread exists.
+    unsafe {
+        mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+        mi_reserve_os_memory(16 << 30, false, false);
+    }
+}
 
 #[derive(Parser)]
 #[command(name = "mriscreen", version, about = "Brain-tumour MRI screening models: predict, benchmark, build.", long_about = format!(
@@ -27,14 +59,24 @@ enum Command {
     Bench(bench::Args),
     /// Write a randomly initialised model (for placeholders, tests and timing; it knows nothing).
     RandomModel(random_model::Args),
+    /// Generate SynthTumor, a synthetic brain-tumour MRI benchmark on real anatomy (Kaggle folder layout; not real patients).
+    Synth(synth::Args),
+    /// Measure training throughput (images/s) of a model family and write it to a JSON file.
+    BenchTrain(bench_train::Args),
+    /// Train a classifier on an image-folder dataset (three-stage transfer learning), export it to ONNX and evaluate it.
+    Train(Box<train::Args>),
 }
 
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::RandomModel(a) => random_model::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Train(a) => train::run(*a),
+        Command::BenchTrain(a) => bench_train::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,305 @@
+//! The trainer's dataset layer: class-per-folder MRI images in, decoded
+//! images with train / validation / test splits and a report out.
+//!
+//! [`load_dataset`] runs the steps in order, one module each:
+//! [`layout`] finds the class folders (both Kaggle layouts, or one folder per
+//! class) and maps their names to the canonical classes; [`read`] decodes every
+//! image once through the shared decoder, skipping unreadable files; [`split`]
+//! makes stratified seeded splits; [`dedup`] finds exact and perceptual-hash
+//! duplicates across the splits and optionally drops the leaking val/test
+//! images; [`report`] records it all. The [`loader`] then builds batches
+//! through the shared `preprocess`, with [`augment`] for training — so a model
+//! is trained on exactly the numbers the page will feed it.
+
+// used by `train` (next)
+#![allow(dead_code)]
+
+pub mod augment;
+pub mod dedup;
+pub mod layout;
+pub mod loader;
+pub mod read;
+pub mod report;
+pub mod split;
+#[cfg(test)]
+mod tests;
+
+use anyhow::{bail, Result};
+use image::DynamicImage;
+use mriscreen::decode::Limits;
+use mriscreen::model::random::CLASSES;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use dedup::Fingerprint;
+pub use layout::{LayoutKind, Source};
+pub use report::{DatasetReport, DedupReport, LoadTimings, SkippedFile, SplitCounts};
+
+/// One of the three splits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// How to load and split a dataset.
+#[derive(Debug, Clone)]
+pub struct DatasetOptions {
+    /// Seeds the splits (default 42).
+    pub seed: u64,
+    /// Share of each class held out for validation (default 0.15): from
+    /// Training/ when there is a Testing/, else from all images.
+    pub val_fraction: f64,
+    /// Share of each class held out for testing when there is no Testing/
+    /// (default 0.15, giving 70/15/15).
+    pub test_fraction: f64,
+    /// Largest pHash Hamming distance counted as a near duplicate (default 6).
+    pub near_threshold: u32,
+    /// Drop val and test images that duplicate (exactly or nearly) a training image.
+    pub dedup: bool,
+    /// Skip unrecognised class folders (and list them in the report) instead
+    /// of refusing the dataset.
+    pub skip_unknown_folders: bool,
+    /// Size budgets per image, as in the page.
+    pub limits: Limits,
+    /// Threads for decoding and batch preprocessing (default: all cores).
+    pub threads: usize,
+    /// Show a progress bar while decoding.
+    pub progress: bool,
+}
+
+impl Default for DatasetOptions {
+    fn default() -> Self {
+        DatasetOptions {
+            seed: 42,
+            val_fraction: 0.15,
+            test_fraction: 0.15,
+            near_threshold: 6,
+            dedup: false,
+            skip_unknown_folders: false,
+            limits: Limits::default(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            progress: true,
+        }
+    }
+}
+
+/// One decoded image.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub path: PathBuf,
+    /// Index into [`CLASSES`].
+    pub label: u32,
+    pub source: Source,
+    /// As decoded (8-bit grey when an RGB file held only grey pixels).
+    pub image: DynamicImage,
+    pub fingerprint: Fingerprint,
+}
+
+/// A loaded dataset: every readable image in memory, and the splits as
+/// indices into `samples`.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub root: PathBuf,
+    /// Canonical class names; labels index this.
+    pub classes: Vec<String>,
+    pub samples: Vec<Sample>,
+    pub train: Vec<usize>,
+    pub val: Vec<usize>,
+    pub test: Vec<usize>,
+    pub report: DatasetReport,
+    /// Threads for batch preprocessing.
+    pub threads: usize,
+}
+
+impl Dataset {
+    /// Sample indices of `split`, ascending.
+    pub fn split(&self, split: Split) -> &[usize] {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    /// Labels of `split`, in split order.
+    pub fn labels(&self, split: Split) -> Vec<u32> {
+        self.split(split).iter().map(|&i| self.samples[i].label).collect()
+    }
+
+    /// Images per class in `split`.
+    pub fn class_counts(&self, split: Split) -> Vec<usize> {
+        SplitCounts::new(split, self.labels(split), self.classes.len()).per_class
+    }
+}
+
+/// Loads the dataset under `dir`: finds the layout, decodes every image once
+/// (skipping unreadable files), splits, checks for leakage and, with
+/// `opts.dedup`, drops leaking val/test images. Errors name the folder and
+/// say what to change.
+pub fn load_dataset(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
+    let (v, t) = (opts.val_fraction, opts.test_fraction);
+    if !(0.0..1.0).contains(&v) || !(0.0..1.0).contains(&t) || v + t >= 1.0 {
+        bail!("val_fraction ({v}) and test_fraction ({t}) must each be in [0, 1) and leave images for training");
+    }
+    let start = Instant::now();
+    let scan = layout::scan(dir, opts.skip_unknown_folders)?;
+    let paths: Vec<PathBuf> = scan.files.iter().map(|f| f.path.clone()).collect();
+    let results = read::read_all(&paths, &opts.limits, opts.threads, opts.progress);
+
+    let mut samples = Vec::new();
+    let mut skipped = Vec::new();
+    for (file, result) in scan.files.iter().zip(results) {
+        match result {
+            Ok(l) => samples.push(Sample {
+                path: file.path.clone(),
+                label: file.label,
+                source: file.source,
+                image: l.image,
+                fingerprint: l.fingerprint,
+            }),
+            Err(reason) => skipped.push(SkippedFile { path: layout::relative(dir, &file.path), reason }),
+        }
+    }
+    if samples.is_empty() {
+        let first = skipped.first().map(|s| format!("; the first, {}: {}", s.path, s.reason)).unwrap_or_default();
+        bail!("none of the {} image files in {} could be read{first}", scan.files.len(), dir.display());
+    }
+    for (class, name) in CLASSES.iter().enumerate() {
+        let any = samples.iter().any(|s| s.label as usize == class && s.source != Source::Testing);
+        if !any {
+            let reasons: Vec<String> = scan
+                .files
+                .iter()
+                .filter(|f| f.label as usize == class)
+                .filter_map(|f| skipped.iter().find(|s| s.path == layout::relative(dir, &f.path)))
+                .take(3)
+                .map(|s| format!("  {}: {}", s.path, s.reason))
+                .collect();
+            bail!("no readable training image of class '{name}' in {}; every file was refused:\n{}", dir.display(), reasons.join("\n"));
+        }
+    }
+    let read_s = start.elapsed().as_secs_f64();
+
+    let start = Instant::now();
+    let (train, mut val, mut test, split_rule) = make_splits(&samples, scan.kind, opts);
+    let split_of = split_index(samples.len(), &train, &val, &test);
+    let names: Vec<String> = samples.iter().map(|s| layout::relative(dir, &s.path)).collect();
+    let fingerprints: Vec<Fingerprint> = samples.iter().map(|s| s.fingerprint.clone()).collect();
+    let pairs = dedup::duplicate_pairs(&fingerprints, opts.near_threshold);
+    let leakage = dedup::leakage(&pairs, &split_of, &names, opts.near_threshold);
+
+    let dedup_report = opts.dedup.then(|| {
+        let drop = dedup::duplicates_of_train(&pairs, &split_of);
+        let dropped: Vec<SplitCounts> = [Split::Val, Split::Test]
+            .into_iter()
+            .map(|s| SplitCounts::new(s, drop.iter().filter(|&&i| split_of[i] == Some(s)).map(|&i| samples[i].label), CLASSES.len()))
+            .collect();
+        val.retain(|i| drop.binary_search(i).is_err());
+        test.retain(|i| drop.binary_search(i).is_err());
+        DedupReport {
+            rule: "val and test images with an exact or near duplicate in train are dropped".into(),
+            dropped,
+            examples: drop.iter().take(5).map(|&i| names[i].clone()).collect(),
+        }
+    });
+
+    let counts = [(Split::Train, &train), (Split::Val, &val), (Split::Test, &test)]
+        .into_iter()
+        .map(|(s, ids)| SplitCounts::new(s, ids.iter().map(|&i| samples[i].label), CLASSES.len()))
+        .collect();
+    let report = DatasetReport {
+        root: dir.display().to_string(),
+        layout: scan.kind,
+        variant: scan.variant,
+        classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+        folders: scan.folders,
+        split_rule,
+        seed: opts.seed,
+        counts,
+        files_found: scan.files.len(),
+        images_loaded: samples.len(),
+        skipped,
+        ignored_files: scan.ignored_files.len(),
+        ignored_examples: scan.ignored_files.iter().take(5).map(|p| layout::relative(dir, p)).collect(),
+        ignored_folders: scan.ignored_folders.iter().map(|p| layout::relative(dir, p)).collect(),
+        unknown_folders: scan.unknown_folders.iter().map(|p| layout::relative(dir, p)).collect(),
+        leakage,
+        dedup: dedup_report,
+        memory_bytes: samples.iter().map(|s| read::image_bytes(&s.image)).sum(),
+        timings: LoadTimings { read_s, leakage_s: start.elapsed().as_secs_f64() },
+    };
+    Ok(Dataset {
+        root: dir.to_path_buf(),
+        classes: report.classes.clone(),
+        samples,
+        train,
+        val,
+        test,
+        report,
+        threads: opts.threads.max(1),
+    })
+}
+
+/// Train, val, test (sample indices, ascending) and the rule in words.
+fn make_splits(samples: &[Sample], kind: LayoutKind, opts: &DatasetOptions) -> (Vec<usize>, Vec<usize>, Vec<usize>, String) {
+    let pct = |f: f64| format!("{:.0} %", f * 100.0);
+    let items = |source: Source| -> Vec<(usize, u32)> {
+        samples.iter().enumerate().filter(|(_, s)| s.source == source).map(|(i, s)| (i, s.label)).collect()
+    };
+    match kind {
+        LayoutKind::TrainingTesting => {
+            let mut parts = split::stratified(&items(Source::Training), CLASSES.len(), &[opts.val_fraction], opts.seed);
+            let test = items(Source::Testing).into_iter().map(|(i, _)| i).collect();
+            let val = parts.pop().unwrap_or_default();
+            let train = parts.pop().unwrap_or_default();
+            let rule = format!(
+                "Testing/ is the test split; validation is {} of Training/ per class (stratified, seed {})",
+                pct(opts.val_fraction),
+                opts.seed
+            );
+            (train, val, test, rule)
+        }
+        LayoutKind::ClassFolders => {
+            let fractions = [opts.val_fraction, opts.test_fraction];
+            let mut parts = split::stratified(&items(Source::Folder), CLASSES.len(), &fractions, opts.seed);
+            let test = parts.pop().unwrap_or_default();
+            let val = parts.pop().unwrap_or_default();
+            let train = parts.pop().unwrap_or_default();
+            let rule = format!(
+                "stratified by class: {} train, {} validation, {} test (seed {})",
+                pct(1.0 - opts.val_fraction - opts.test_fraction),
+                pct(opts.val_fraction),
+                pct(opts.test_fraction),
+                opts.seed
+            );
+            (train, val, test, rule)
+        }
+    }
+}
+
+/// The split of each sample (None for samples in no split).
+fn split_index(n: usize, train: &[usize], val: &[usize], test: &[usize]) -> Vec<Option<Split>> {
+    let mut of = vec![None; n];
+    for (split, ids) in [(Split::Train, train), (Split::Val, val), (Split::Test, test)] {
+        for &i in ids {
+            of[i] = Some(split);
+        }
+    }
+    of
+}

@@ -1,0 +1,121 @@
+//! Stratified, seeded train / validation / test splits.
+//!
+//! Each class is split on its own (stratification), so every split keeps the
+//! class proportions of the whole: the images of a class, in sorted-path
+//! order, are shuffled with a Fisher–Yates shuffle driven by
+//! [`mriscreen::model::random::Rng`] (SplitMix64) seeded from the run seed and
+//! the class index, and the first `round(n·f)` go to each held-out part in
+//! turn; the rest are training images. The same seed and files give the same
+//! split on every platform; a class's split does not depend on the other
+//! classes' sizes.
+
+use mriscreen::model::random::Rng;
+
+/// A seed derived from `seed` and a stream number `k`, so that streams for
+/// different `k` do not overlap (SplitMix64 seeds `s` and `s + γ` would give
+/// the same sequence shifted by one).
+pub fn derive_seed(seed: u64, k: u64) -> u64 {
+    Rng::new(seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03)).next_u64()
+}
+
+/// Uniform integer in `0..n` (Lemire's multiply-shift; `n` > 0).
+pub fn below(rng: &mut Rng, n: usize) -> usize {
+    ((u128::from(rng.next_u64()) * n as u128) >> 64) as usize
+}
+
+/// Fisher–Yates shuffle in place.
+pub fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
+    for i in (1..items.len()).rev() {
+        let j = below(rng, i + 1);
+        items.swap(i, j);
+    }
+}
+
+/// `0..n` in an order shuffled by `seed`.
+pub fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    shuffle(&mut order, &mut Rng::new(seed));
+    order
+}
+
+/// Splits `items` (`(id, label)` pairs, in a deterministic order) into a
+/// remainder and one part per entry of `fractions`, class by class. Returns
+/// `[rest, part 0, part 1, …]`, each sorted by id.
+pub fn stratified(items: &[(usize, u32)], classes: usize, fractions: &[f64], seed: u64) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); fractions.len() + 1];
+    for class in 0..classes {
+        let mut ids: Vec<usize> = items.iter().filter(|(_, l)| *l as usize == class).map(|(id, _)| *id).collect();
+        shuffle(&mut ids, &mut Rng::new(derive_seed(seed, class as u64)));
+        let n = ids.len();
+        let mut taken = 0;
+        for (part, f) in fractions.iter().enumerate() {
+            let k = ((n as f64 * f.clamp(0.0, 1.0)).round() as usize).min(n - taken);
+            out[part + 1].extend_from_slice(&ids[taken..taken + k]);
+            taken += k;
+        }
+        out[0].extend_from_slice(&ids[taken..]);
+    }
+    for part in &mut out {
+        part.sort_unstable();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(per_class: &[usize]) -> Vec<(usize, u32)> {
+        let mut v = Vec::new();
+        for (c, &n) in per_class.iter().enumerate() {
+            for _ in 0..n {
+                v.push((v.len(), c as u32));
+            }
+        }
+        v
+    }
+
+    fn count(ids: &[usize], items: &[(usize, u32)], class: u32) -> usize {
+        ids.iter().filter(|id| items[**id].1 == class).count()
+    }
+
+    #[test]
+    fn stratified_keeps_class_proportions_and_partitions() {
+        let it = items(&[100, 40, 60, 20]);
+        let parts = stratified(&it, 4, &[0.15, 0.15], 42);
+        for (c, n) in [100usize, 40, 60, 20].into_iter().enumerate() {
+            let k = (n as f64 * 0.15).round() as usize;
+            assert_eq!(count(&parts[1], &it, c as u32), k, "class {c} val");
+            assert_eq!(count(&parts[2], &it, c as u32), k, "class {c} test");
+            assert_eq!(count(&parts[0], &it, c as u32), n - 2 * k, "class {c} train");
+        }
+        let mut all: Vec<usize> = parts.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..it.len()).collect::<Vec<_>>(), "every item in exactly one part");
+    }
+
+    #[test]
+    fn stratified_is_seed_deterministic() {
+        let it = items(&[50, 50, 50, 50]);
+        assert_eq!(stratified(&it, 4, &[0.15], 7), stratified(&it, 4, &[0.15], 7));
+        assert_ne!(stratified(&it, 4, &[0.15], 7), stratified(&it, 4, &[0.15], 8));
+    }
+
+    #[test]
+    fn tiny_classes_never_over_allocate() {
+        let it = items(&[1, 2, 3, 4]);
+        let parts = stratified(&it, 4, &[0.5, 0.6], 1);
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn shuffle_is_a_permutation_and_below_stays_in_range() {
+        let order = shuffled(1000, 3);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..1000).collect::<Vec<_>>());
+        assert_ne!(order, sorted);
+        let mut rng = Rng::new(9);
+        assert!((0..10_000).all(|_| below(&mut rng, 7) < 7));
+    }
+}

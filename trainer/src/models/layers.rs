@@ -1,0 +1,202 @@
+//! Building blocks shared by the model files: convolution + batch norm +
+//! activation with parameter paths chosen by the caller (so they equal the
+//! torchvision / timm / lukemelas keys of pretrained files), and the padding
+//! conventions those families use.
+
+use super::depthwise::{self, Geometry};
+use super::fused;
+use candle_core::{Module, ModuleT, Result, Tensor};
+use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, VarBuilder};
+
+/// Activation after a conv + BN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Relu6,
+}
+
+/// How a convolution pads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// k/2 on every side (PyTorch's usual choice).
+    Symmetric,
+    /// TensorFlow "SAME" for inputs divisible by the stride: the extra pixel
+    /// of an even total goes at the end (what TF-trained weights expect).
+    TfSame,
+}
+
+impl Padding {
+    pub fn geometry(self, kernel: usize, stride: usize) -> Geometry {
+        match self {
+            Padding::Symmetric => Geometry { kernel, stride, pad_begin: kernel / 2, pad_end: kernel / 2 },
+            Padding::TfSame => {
+                let total = kernel.saturating_sub(stride);
+                Geometry { kernel, stride, pad_begin: total / 2, pad_end: total - total / 2 }
+            }
+        }
+    }
+}
+
+/// BatchNorm parameters as PyTorch names them (weight, bias, running_mean,
+/// running_var); `momentum` is PyTorch's (weight of the new batch).
+pub fn bn(vb: VarBuilder, channels: usize, eps: f64, momentum: f64) -> Result<BatchNorm> {
+    batch_norm(channels, BatchNormConfig { eps, remove_mean: true, affine: true, momentum }, vb)
+}
+
+/// A bias-free convolution, then BatchNorm, then an activation.
+#[derive(Debug, Clone)]
+pub struct ConvBn {
+    weight: Tensor,
+    bn: BatchNorm,
+    geometry: Geometry,
+    groups: usize,
+    act: Act,
+}
+
+/// Shape of one [`ConvBn`].
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub inp: usize,
+    pub out: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub act: Act,
+    pub padding: Padding,
+}
+
+impl ConvBn {
+    /// `conv` holds `weight` `[out, inp/groups, k, k]`; `norm` the BN parameters.
+    pub fn new(conv: VarBuilder, norm: VarBuilder, s: ConvSpec, bn_eps: f64, bn_momentum: f64) -> Result<Self> {
+        let init = candle_nn::init::DEFAULT_KAIMING_NORMAL;
+        let weight = conv.get_with_hints((s.out, s.inp / s.groups, s.kernel, s.kernel), "weight", init)?;
+        Ok(ConvBn { weight, bn: bn(norm, s.out, bn_eps, bn_momentum)?, geometry: s.padding.geometry(s.kernel, s.stride), groups: s.groups, act: s.act })
+    }
+
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    pub fn batch_norm(&self) -> &BatchNorm {
+        &self.bn
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    pub fn groups(&self) -> usize {
+        self.groups
+    }
+
+    pub fn act(&self) -> Act {
+        self.act
+    }
+
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let ys = conv(xs, &self.weight, self.geometry, self.groups)?;
+        let fused = depthwise::supported(&ys) && ys.rank() == 4;
+        let ys = match (train && fused, self.bn.weight_and_bias()) {
+            (true, Some((gamma, beta))) => {
+                self.update_running_stats(&ys)?;
+                fused::batch_norm_train(&ys, gamma, beta, self.bn.eps())?
+            }
+            _ => self.bn.forward_t(&ys, train)?,
+        };
+        match (self.act, fused) {
+            (Act::None, _) => Ok(ys),
+            (Act::Relu6, true) => fused::relu6(&ys),
+            (Act::Relu6, false) => ys.clamp(0f32, 6f32),
+        }
+    }
+
+    /// Running mean and (unbiased) variance, as PyTorch and candle update them.
+    fn update_running_stats(&self, ys: &Tensor) -> Result<()> {
+        let st = fused::channel_stats(&ys.detach())?;
+        let m = (ys.elem_count() / ys.dim(1)?) as f64;
+        let mom = self.bn.momentum();
+        let mean = candle_core::Var::from_tensor(self.bn.running_mean())?;
+        let var = candle_core::Var::from_tensor(self.bn.running_var())?;
+        mean.set(&((mean.as_tensor() * (1.0 - mom))? + (st.get(0)? * mom)?)?)?;
+        var.set(&((var.as_tensor() * (1.0 - mom))? + (st.get(1)? * (mom * m / (m - 1.0).max(1.0)))?)?)?;
+        Ok(())
+    }
+}
+
+/// A residual-capable block: a sequence of ConvBn, plus its input when
+/// shapes allow (MobileNetV2's inverted residual, EfficientNet's MBConv).
+#[derive(Debug, Clone)]
+pub struct Block {
+    pub layers: Vec<ConvBn>,
+    pub residual: bool,
+}
+
+impl Block {
+    pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let mut ys = xs.clone();
+        for l in &self.layers {
+            ys = l.forward_t(&ys, train)?;
+        }
+        if self.residual { xs + ys } else { Ok(ys) }
+    }
+}
+
+/// A convolution with the given geometry; depthwise layers on the CPU use
+/// the direct kernel in [`depthwise`], everything else candle's conv2d.
+pub fn conv(xs: &Tensor, w: &Tensor, g: Geometry, groups: usize) -> Result<Tensor> {
+    let channels = xs.dim(1)?;
+    if groups > 1 && groups == channels && depthwise::supported(xs) {
+        return depthwise::depthwise_conv2d(&xs.contiguous()?, w, g);
+    }
+    let (cout, cin, kh, kw) = w.dims4()?;
+    if (kh, kw, g.stride, g.pad_begin, g.pad_end, groups) == (1, 1, 1, 0, 0, 1) {
+        // A pointwise convolution is a matrix product: [Cout,Cin] · [N,Cin,H·W].
+        // candle's conv2d would copy through im2col, and its backward runs a
+        // slow transposed convolution; matmul's backward is two GEMMs.
+        let (n, _, h, wd) = xs.dims4()?;
+        let ys = w.reshape((cout, cin))?.broadcast_matmul(&xs.contiguous()?.reshape((n, cin, h * wd))?)?;
+        return ys.reshape((n, cout, h, wd));
+    }
+    if g.pad_begin == g.pad_end {
+        return xs.conv2d(w, g.pad_begin, g.stride, 1, groups);
+    }
+    let xs = xs.pad_with_zeros(2, g.pad_begin, g.pad_end)?.pad_with_zeros(3, g.pad_begin, g.pad_end)?;
+    xs.conv2d(w, 0, g.stride, 1, groups)
+}
+
+/// Global average pooling `[N,C,H,W]` → `[N,C]`.
+pub fn global_avg_pool(xs: &Tensor) -> Result<Tensor> {
+    xs.mean((2, 3))
+}
+
+/// Dropout then a linear layer: the classification head shared by the
+/// families. The dropout mask comes from our seeded RNG (candle's CPU RNG
+/// cannot be seeded), so training is reproducible.
+#[derive(Debug)]
+pub struct Head {
+    pub linear: candle_nn::Linear,
+    pub dropout: f32,
+    rng: std::sync::Mutex<mriscreen::model::random::Rng>,
+}
+
+impl Head {
+    /// `linear` holds `weight` `[classes, features]` and `bias` (PyTorch's Linear).
+    pub fn new(linear: VarBuilder, features: usize, classes: usize, dropout: f32, seed: u64) -> Result<Self> {
+        let linear = candle_nn::linear(features, classes, linear)?;
+        Ok(Head { linear, dropout, rng: std::sync::Mutex::new(mriscreen::model::random::Rng::new(seed)) })
+    }
+
+    pub fn forward_t(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.dropout <= 0.0 {
+            return self.linear.forward(pooled);
+        }
+        let keep = 1.0 - self.dropout;
+        let n = pooled.elem_count();
+        let mask: Vec<f32> = {
+            let mut rng = self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout RNG poisoned".into()))?;
+            (0..n).map(|_| if rng.uniform() < keep { 1.0 / keep } else { 0.0 }).collect()
+        };
+        let mask = Tensor::from_vec(mask, pooled.shape(), pooled.device())?;
+        self.linear.forward(&(pooled * mask)?)
+    }
+}

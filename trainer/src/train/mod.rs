@@ -1,0 +1,154 @@
+//! `mriscreen train`: three-stage transfer learning (the paper's method, after
+//! Yosinski et al. 2014 and the Keras fine-tuning recipe) on a folder dataset:
+//!
+//! 1. backbone frozen (BatchNorm in eval mode), only the classifier trains —
+//!    on pooled features computed once and cached, so this stage costs one
+//!    forward pass per image;
+//! 2. the top `--unfreeze-top` blocks, the last conv and the head train at a
+//!    lower learning rate (the frozen part runs in eval mode and is
+//!    detached: no gradient flows through it);
+//! 3. everything trains at the lowest rate.
+//!
+//! AdamW with a cosine schedule inside each stage, optional label smoothing
+//! and class weights, early stopping on validation loss with the best
+//! weights kept, a checkpoint after every epoch (atomic; `--resume` continues
+//! after a kill), per-epoch metrics in `metrics.json`, then ONNX export with
+//! self-verification and an evaluation on the test split.
+
+mod checkpoint;
+mod loss;
+mod optim;
+mod run;
+
+pub use loss::cross_entropy;
+pub use optim::AdamW;
+pub use run::run;
+
+use crate::data::augment::AugmentConfig;
+use crate::models::Arch;
+use clap::ValueEnum;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum ArchArg {
+    /// MobileNetV2 (width set by --alpha); from scratch unless --weights names a torchvision file.
+    MobilenetV2,
+    /// EfficientNet-Lite0; ImageNet weights from .cache/weights (scripts/fetch-pretrained) unless --no-pretrained.
+    EfficientnetLite0,
+}
+
+#[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
+pub struct Args {
+    /// Dataset folder: Kaggle layout (Training/ + Testing/) or one folder per class.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Output folder for checkpoints, metrics, the ONNX model and reports.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model family.
+    #[arg(long, value_enum, default_value = "mobilenet-v2")]
+    pub arch: ArchArg,
+    /// MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0).
+    #[arg(long, default_value_t = 1.0)]
+    pub alpha: f32,
+    /// Square input size in pixels (a multiple of 32).
+    #[arg(long, default_value_t = 224)]
+    pub size: usize,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Epochs of stages 1, 2 and 3 (0 skips a stage).
+    #[arg(long, value_delimiter = ',', default_value = "5,5,5")]
+    pub epochs: Vec<usize>,
+    /// Peak learning rates of stages 1, 2 and 3.
+    #[arg(long, value_delimiter = ',', default_value = "0.001,0.0003,0.0001")]
+    pub lr: Vec<f64>,
+    /// Blocks (counted from the top) that stage 2 unfreezes.
+    #[arg(long, default_value_t = 4)]
+    pub unfreeze_top: usize,
+    /// AdamW weight decay (weights of rank ≥ 2 only).
+    #[arg(long, default_value_t = 1e-4)]
+    pub weight_decay: f64,
+    /// Label smoothing ε (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
+    /// Weight the loss by inverse class frequency.
+    #[arg(long)]
+    pub class_weights: bool,
+    /// Stop a stage after this many epochs without a better validation loss.
+    #[arg(long, default_value_t = 3)]
+    pub patience: usize,
+    /// Seed for splits, initialisation, shuffling, augmentation and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Pretrained weights (.pth, zip or legacy, or .safetensors) with torchvision/lukemelas names.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Start from random weights even where ImageNet weights are available.
+    #[arg(long)]
+    pub no_pretrained: bool,
+    /// Share of Training/ (per class) held out for validation.
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// Drop validation/test images that duplicate a training image.
+    #[arg(long)]
+    pub dedup: bool,
+    /// Train without augmentation.
+    #[arg(long)]
+    pub no_augment: bool,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace the contents of an existing --out (without it, an existing run is never overwritten).
+    #[arg(long)]
+    pub force: bool,
+    /// What the data is, for the model's `mriscreen.trained_on` (default: the dataset folder's README title, else its name).
+    #[arg(long)]
+    pub trained_on: Option<String>,
+    /// Use at most this many training images per class (quick runs).
+    #[arg(long)]
+    pub max_per_class: Option<usize>,
+}
+
+impl Args {
+    pub fn arch(&self) -> Arch {
+        match self.arch {
+            ArchArg::MobilenetV2 => Arch::MobileNetV2 { alpha: self.alpha },
+            ArchArg::EfficientnetLite0 => Arch::EfficientNetLite0,
+        }
+    }
+
+    pub fn augment(&self) -> Option<AugmentConfig> {
+        (!self.no_augment).then(AugmentConfig::default)
+    }
+}
+
+/// Metrics of one epoch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    pub stage: usize,
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub seconds: f64,
+    pub images_per_second: f64,
+}
+
+/// Where a run is; saved inside every checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Stage in progress (1-based) and epochs completed in it.
+    pub stage: usize,
+    pub epoch: usize,
+    /// Epochs in this stage without a better validation loss.
+    pub stale: usize,
+    pub best_val_loss: Option<f64>,
+    pub best: Option<(usize, usize)>,
+    /// Optimizer steps taken in this stage.
+    pub steps: usize,
+    pub history: Vec<EpochMetrics>,
+}

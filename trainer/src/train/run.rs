@@ -1,0 +1,412 @@
+//! The training run itself: data, model, the three stages, checkpoints,
+//! export and evaluation (see the module docs of `train`).
+
+use super::checkpoint;
+use super::loss::{argmax, cross_entropy};
+use super::optim::AdamW;
+use super::{Args, EpochMetrics, State};
+use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
+use crate::evaluate::evaluate;
+use crate::export::{export, ExportInfo};
+use crate::models::{Arch, Model};
+use crate::weights::{load_into, read_state_dict};
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use candle_nn::{VarBuilder, VarMap};
+use indicatif::{ProgressBar, ProgressStyle};
+use mriscreen::model::random::Rng;
+use mriscreen::model::Precision;
+use mriscreen::preprocess::{InputSpec, Intensity, Layout, Resize};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The default location of the EfficientNet-Lite0 ImageNet weights.
+pub fn default_lite0_weights() -> PathBuf {
+    let cache = std::env::var_os("MRISCREEN_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("weights/efficientnet-lite0-57934424.pth")
+}
+
+/// The input contract of every model the trainer makes: 0.5–99.5 percentile
+/// window, letterboxed, grey replicated to 3 channels, scaled to [-1, 1].
+pub fn input_spec(size: usize) -> InputSpec {
+    InputSpec { width: size, height: size, mean: [0.5; 3], std: [0.5; 3], resize: Resize::Letterbox, intensity: Intensity::Robust, layout: Layout::Nchw }
+}
+
+fn check_args(a: &Args) -> Result<()> {
+    if a.size < 32 || a.size % 32 != 0 || a.size > 1024 {
+        bail!("--size {} must be a multiple of 32 between 32 and 1024", a.size);
+    }
+    if a.epochs.len() != 3 || a.lr.len() != 3 {
+        bail!("--epochs and --lr take three values, one per stage (e.g. --epochs 5,5,5 --lr 0.001,0.0003,0.0001)");
+    }
+    if a.lr.iter().any(|&lr| !(lr > 0.0 && lr < 1.0)) {
+        bail!("--lr values must be between 0 and 1");
+    }
+    if a.batch == 0 || a.batch > 1024 {
+        bail!("--batch must be between 1 and 1024");
+    }
+    if a.arch == super::ArchArg::MobilenetV2 && ![0.35, 0.5, 0.75, 1.0].contains(&a.alpha) {
+        bail!("--alpha must be 0.35, 0.5, 0.75 or 1.0");
+    }
+    if !(0.0..1.0).contains(&a.label_smoothing) {
+        bail!("--label-smoothing must be in [0, 1)");
+    }
+    Ok(())
+}
+
+/// Creates `out`, refusing to overwrite an earlier run unless asked to.
+fn prepare_out(a: &Args) -> Result<()> {
+    let non_empty = a.out.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false);
+    if a.resume {
+        if !a.out.join("checkpoint.safetensors").exists() {
+            bail!("--resume: {} holds no checkpoint.safetensors to continue from", a.out.display());
+        }
+        return Ok(());
+    }
+    if non_empty {
+        if !a.force {
+            bail!("{} already holds files (an earlier run?); pass --resume to continue it or --force to replace it", a.out.display());
+        }
+        std::fs::remove_dir_all(&a.out).with_context(|| format!("clearing {}", a.out.display()))?;
+    }
+    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))
+}
+
+/// Seeded initialisation of every parameter (candle's own CPU RNG cannot be
+/// seeded): He-uniform conv weights, uniform ±1/√fan_in linear weights,
+/// zero biases, BatchNorm γ = 1, β = 0, running mean 0 and variance 1.
+fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
+    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("parameters locked"))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = Rng::new(seed ^ 0x1A17);
+    for name in names {
+        let var = &data[name];
+        let dims = var.dims().to_vec();
+        let n: usize = dims.iter().product();
+        let fill = |v: f32| vec![v; n];
+        let values = if name.ends_with("running_var") || (dims.len() == 1 && name.ends_with(".weight")) {
+            fill(1.0)
+        } else if dims.len() == 1 {
+            fill(0.0)
+        } else {
+            let fan_in: usize = dims[1..].iter().product();
+            let a = if dims.len() == 4 { (6.0 / fan_in as f32).sqrt() } else { 1.0 / (fan_in as f32).sqrt() };
+            rng.vec(n, -a, a)
+        };
+        var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+    }
+    Ok(())
+}
+
+fn named_vars(varmap: &VarMap) -> Result<Vec<(String, Var)>> {
+    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("parameters locked"))?;
+    let mut v: Vec<(String, Var)> = data.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
+fn set_vars(varmap: &VarMap, tensors: &HashMap<String, Tensor>) -> Result<()> {
+    for (name, var) in named_vars(varmap)? {
+        let t = tensors.get(&name).with_context(|| format!("the checkpoint lacks parameter {name}"))?;
+        var.set(&t.to_device(var.device())?)?;
+    }
+    Ok(())
+}
+
+fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
+    Ok(named_vars(varmap)?.into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect())
+}
+
+fn progress(len: usize, label: String) -> ProgressBar {
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+    pb.set_prefix(label);
+    pb
+}
+
+/// Mean loss and accuracy of `logits_of` over a split, in batches.
+fn score(ds: &Dataset, split: Split, batch: usize, labels_all: &[u32], mut logits_of: impl FnMut(&[usize]) -> Result<Tensor>) -> Result<(f64, f64)> {
+    let n = ds.split(split).len();
+    let (mut loss, mut correct) = (0.0, 0usize);
+    let positions: Vec<usize> = (0..n).collect();
+    for chunk in positions.chunks(batch) {
+        let labels: Vec<u32> = chunk.iter().map(|&i| labels_all[i]).collect();
+        let logits = logits_of(chunk)?;
+        loss += f64::from(cross_entropy(&logits, &labels, 0.0, None)?.to_scalar::<f32>()?) * chunk.len() as f64;
+        correct += argmax(&logits)?.iter().zip(&labels).filter(|(p, t)| p == t).count();
+    }
+    Ok((loss / n.max(1) as f64, correct as f64 / n.max(1) as f64))
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    check_args(&a)?;
+    prepare_out(&a)?;
+    std::fs::write(a.out.join("train_config.json"), serde_json::to_string_pretty(&a)? + "\n")?;
+    eprintln!("{}", mriscreen::DISCLAIMER);
+
+    let opts = DatasetOptions { seed: a.seed, val_fraction: a.val_fraction, dedup: a.dedup, ..Default::default() };
+    let mut ds = load_dataset(&a.data, &opts)?;
+    if let Some(m) = a.max_per_class {
+        let mut per = vec![0usize; ds.classes.len()];
+        let samples = &ds.samples;
+        ds.train.retain(|&i| {
+            let c = samples[i].label as usize;
+            per[c] += 1;
+            per[c] <= m
+        });
+    }
+    for split in [Split::Train, Split::Val, Split::Test] {
+        if ds.split(split).is_empty() {
+            bail!("the {} split is empty; the dataset needs more images per class", split.name());
+        }
+    }
+    std::fs::write(a.out.join("dataset_report.json"), serde_json::to_string_pretty(&ds.report)? + "\n")?;
+    eprintln!("{}", ds.report.summary());
+
+    let device = Device::Cpu;
+    let arch = a.arch();
+    let classes = ds.classes.clone();
+    let varmap = VarMap::new();
+    let model = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), arch, classes.len(), a.seed)?;
+    seeded_init(&varmap, a.seed)?;
+    let pretrained = match (&a.weights, arch, a.no_pretrained) {
+        (Some(p), _, _) => Some(p.clone()),
+        (None, Arch::EfficientNetLite0, false) => {
+            let p = default_lite0_weights();
+            if !p.exists() {
+                bail!("no ImageNet weights at {}: run scripts/fetch-pretrained, pass --weights FILE, or --no-pretrained", p.display());
+            }
+            Some(p)
+        }
+        _ => None,
+    };
+    let pretrained_note = match &pretrained {
+        Some(p) => {
+            let report = load_into(&varmap, &read_state_dict(p)?, arch.head_prefix())?;
+            eprintln!("pretrained: {} ({} tensors loaded, head re-initialised)", p.display(), report.loaded);
+            format!("initialised from {}", p.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned()))
+        }
+        None => "trained from scratch (no pretrained weights)".into(),
+    };
+
+    let ckpt_path = a.out.join("checkpoint.safetensors");
+    let best_path = a.out.join("best.safetensors");
+    let (mut state, saved_opt) = if a.resume {
+        let (tensors, state): (HashMap<String, Tensor>, State) = checkpoint::load(&ckpt_path)?;
+        set_vars(&varmap, &tensors)?;
+        eprintln!("resuming at stage {} after {} epoch(s)", state.stage, state.epoch);
+        (state, tensors)
+    } else {
+        (State { stage: 1, ..Default::default() }, HashMap::new())
+    };
+
+    let spec = input_spec(a.size);
+    let train_labels = ds.labels(Split::Train);
+    let val_labels = ds.labels(Split::Val);
+    let class_weights: Option<Vec<f32>> = a.class_weights.then(|| {
+        let counts = ds.class_counts(Split::Train);
+        let n: usize = counts.iter().sum();
+        counts.iter().map(|&c| n as f32 / (counts.len() as f32 * c.max(1) as f32)).collect()
+    });
+    let augment = a.augment();
+    let blocks = model.num_blocks();
+    let mut features_cache: Option<(Tensor, Tensor)> = None;
+
+    while state.stage <= 3 {
+        let s = state.stage;
+        let epochs = a.epochs[s - 1];
+        let from = match s {
+            1 => Some(usize::MAX),
+            2 => Some(blocks.saturating_sub(a.unfreeze_top)),
+            _ => None,
+        };
+        let params: Vec<(String, Var)> = named_vars(&varmap)?
+            .into_iter()
+            .filter(|(n, _)| if s == 1 { n.starts_with(arch.head_prefix()) } else { arch.trainable(n, from) })
+            .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+            .collect();
+        let mut opt = AdamW::new(params, a.lr[s - 1], a.weight_decay)?;
+        if state.epoch > 0 {
+            opt.load_state(&saved_opt, state.steps)?;
+        }
+        if epochs > 0 && s == 1 && features_cache.is_none() {
+            features_cache = Some((pooled(&model, &ds, Split::Train, &spec, a.batch)?, pooled(&model, &ds, Split::Val, &spec, a.batch)?));
+        }
+        let n = train_labels.len();
+        let steps_per_epoch = n.div_ceil(a.batch);
+        let total_steps = (steps_per_epoch * epochs).max(1);
+        while state.epoch < epochs && state.stale < a.patience.max(1) {
+            let e = state.epoch;
+            let t0 = Instant::now();
+            let epoch_seed = a.seed ^ ((s as u64) << 40) ^ ((e as u64) << 20) ^ 0xE90C;
+            let order = ds.epoch_order(Split::Train, epoch_seed);
+            let pb = progress(steps_per_epoch, format!("stage {s} ep {}", e + 1));
+            let (mut loss_sum, mut correct) = (0.0, 0usize);
+            for (bi, chunk) in order.chunks(a.batch).enumerate() {
+                let step = e * steps_per_epoch + bi;
+                opt.lr = a.lr[s - 1] * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total_steps as f64).cos());
+                let labels: Vec<u32> = chunk.iter().map(|&i| train_labels[i]).collect();
+                let logits = if s == 1 {
+                    let (train_f, _) = features_cache.as_ref().context("feature cache")?;
+                    let idx = Tensor::from_vec(chunk.iter().map(|&i| i as u32).collect::<Vec<_>>(), chunk.len(), &device)?;
+                    model.head_t(&train_f.index_select(&idx, 0)?, true)?
+                } else {
+                    let (x, _) = ds.batch(Split::Train, chunk, &spec, augment.as_ref().map(|c| (c, epoch_seed)));
+                    model.forward_partial(&Tensor::from_vec(x, (chunk.len(), 3, a.size, a.size), &device)?, from)?
+                };
+                let loss = cross_entropy(&logits, &labels, a.label_smoothing, class_weights.as_deref())?;
+                opt.step(&loss.backward()?)?;
+                let l = f64::from(loss.to_scalar::<f32>()?);
+                if !l.is_finite() {
+                    bail!("the training loss became {l} at stage {s}, epoch {}; lower --lr", e + 1);
+                }
+                loss_sum += l * chunk.len() as f64;
+                correct += argmax(&logits.detach())?.iter().zip(&labels).filter(|(p, t)| p == t).count();
+                let seen = (bi * a.batch + chunk.len()).min(n);
+                pb.set_message(format!("loss {:.3} acc {:.3}", loss_sum / seen as f64, correct as f64 / seen as f64));
+                pb.inc(1);
+            }
+            pb.finish_and_clear();
+            let (val_loss, val_acc) = if s == 1 {
+                let (_, val_f) = features_cache.as_ref().context("feature cache")?;
+                score(&ds, Split::Val, a.batch, &val_labels, |c| {
+                    let idx = Tensor::from_vec(c.iter().map(|&i| i as u32).collect::<Vec<_>>(), c.len(), &device)?;
+                    Ok(model.head_t(&val_f.index_select(&idx, 0)?, false)?)
+                })?
+            } else {
+                score(&ds, Split::Val, a.batch, &val_labels, |c| {
+                    let (x, _) = ds.batch(Split::Val, c, &spec, None);
+                    Ok(model.forward_t(&Tensor::from_vec(x, (c.len(), 3, a.size, a.size), &device)?, false)?)
+                })?
+            };
+            let seconds = t0.elapsed().as_secs_f64();
+            let m = EpochMetrics {
+                stage: s,
+                epoch: e + 1,
+                lr: a.lr[s - 1],
+                train_loss: loss_sum / n as f64,
+                train_accuracy: correct as f64 / n as f64,
+                val_loss,
+                val_accuracy: val_acc,
+                seconds,
+                images_per_second: n as f64 / seconds,
+            };
+            eprintln!(
+                "stage {s} epoch {}/{epochs}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | {:.0} s, {:.1} img/s",
+                e + 1, m.train_loss, m.train_accuracy, val_loss, val_acc, seconds, m.images_per_second
+            );
+            state.history.push(m);
+            state.epoch += 1;
+            state.steps = opt.t;
+            if state.best_val_loss.is_none_or(|b| val_loss < b) {
+                state.best_val_loss = Some(val_loss);
+                state.best = Some((s, e + 1));
+                state.stale = 0;
+                checkpoint::save(&best_path, &snapshot(&varmap)?, &state)?;
+            } else {
+                state.stale += 1;
+            }
+            let mut tensors = snapshot(&varmap)?;
+            tensors.extend(opt.state());
+            checkpoint::save(&ckpt_path, &tensors, &state)?;
+            write_atomic(&a.out.join("metrics.json"), &(serde_json::to_string_pretty(&state.history)? + "\n"))?;
+        }
+        state.stage += 1;
+        state.epoch = 0;
+        state.stale = 0;
+        state.steps = 0;
+        features_cache = None;
+    }
+
+    finish(&a, &ds, &model, &varmap, &spec, &state, &pretrained_note)
+}
+
+/// Writes via a temporary file and a rename, so readers never see half a file.
+fn write_atomic(path: &std::path::Path, text: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Pooled backbone features of a split (eval mode, no augmentation): the
+/// stage-1 cache.
+fn pooled(model: &Model, ds: &Dataset, split: Split, spec: &InputSpec, batch: usize) -> Result<Tensor> {
+    let n = ds.split(split).len();
+    let pb = progress(n.div_ceil(batch), format!("features {}", split.name()));
+    let positions: Vec<usize> = (0..n).collect();
+    let mut parts = Vec::new();
+    for chunk in positions.chunks(batch) {
+        let (x, _) = ds.batch(split, chunk, spec, None);
+        let xs = Tensor::from_vec(x, (chunk.len(), 3, spec.height, spec.width), &Device::Cpu)?;
+        parts.push(crate::models::layers::global_avg_pool(&model.features_t(&xs, false)?)?.detach());
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(Tensor::cat(&parts, 0)?)
+}
+
+/// What the data was, for `mriscreen.trained_on`: `--trained-on`, else the
+/// first heading of the dataset's README, else the folder name.
+fn trained_on(a: &Args, ds: &Dataset) -> String {
+    if let Some(t) = &a.trained_on {
+        return t.clone();
+    }
+    let title = std::fs::read_to_string(a.data.join("README.md"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with('#')).map(|l| l.trim_start_matches('#').trim().to_string()));
+    let name = title.unwrap_or_else(|| a.data.file_name().map_or("unnamed dataset".into(), |f| f.to_string_lossy().into_owned()));
+    format!("{name}: {} training images", ds.split(Split::Train).len())
+}
+
+/// Best weights → ONNX (verified against tract) → evaluation on the test split.
+fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSpec, state: &State, pretrained: &str) -> Result<ExitCode> {
+    let best = a.out.join("best.safetensors");
+    if best.exists() {
+        let (tensors, _): (HashMap<String, Tensor>, State) = checkpoint::load(&best)?;
+        set_vars(varmap, &tensors)?;
+    }
+    let val = ds.split(Split::Val);
+    let probe: Vec<usize> = (0..val.len().min(8)).collect();
+    let (x, _) = ds.batch(Split::Val, &probe, spec, None);
+    let inputs: Vec<Vec<f32>> = x.chunks(spec.len()).map(<[f32]>::to_vec).collect();
+    let info = ExportInfo {
+        arch: a.arch(),
+        classes: ds.classes.clone(),
+        input: spec.clone(),
+        precision: Precision::Fp32,
+        temperature: 1.0,
+        trained_on: format!("{}; {}", trained_on(a, ds), pretrained),
+    };
+    let onnx_path = a.out.join("model.onnx");
+    let (bytes, diff) = export(model, &info, &inputs, &onnx_path)?;
+    eprintln!("exported {} ({} bytes); tract agrees within {diff:.1e} of the logit scale", onnx_path.display(), bytes.len());
+
+    let evaluation = evaluate_onnx(&bytes, ds, Split::Test)?;
+    std::fs::write(a.out.join("evaluation.json"), serde_json::to_string_pretty(&evaluation)? + "\n")?;
+    println!("\n{}\n", mriscreen::DISCLAIMER);
+    if let Some((s, e)) = state.best {
+        println!("best validation loss {:.4} at stage {s}, epoch {e}", state.best_val_loss.unwrap_or(f64::NAN));
+    }
+    println!("test split ({} images), exported model on tract:\n{}", evaluation.n, evaluation.table());
+    println!("written to {}: model.onnx, evaluation.json, metrics.json, dataset_report.json, best/checkpoint.safetensors", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluates an ONNX model exactly as the page and `predict` run it.
+pub fn evaluate_onnx(bytes: &[u8], ds: &Dataset, split: Split) -> Result<crate::evaluate::Evaluation> {
+    let mut c = mriscreen::Classifier::new(bytes, &Default::default())?;
+    let idx = ds.split(split);
+    let pb = progress(idx.len(), format!("eval {}", split.name()));
+    let mut predicted = Vec::with_capacity(idx.len());
+    for &i in idx {
+        let p = mriscreen::block_on(c.classify_image(&ds.samples[i].image))?;
+        let k = ds.classes.iter().position(|c| *c == p.label).unwrap_or(usize::MAX) as u32;
+        predicted.push(k);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    Ok(evaluate(&ds.labels(split), &predicted, &ds.classes))
+}

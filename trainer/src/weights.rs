@@ -1,0 +1,156 @@
+//! Pretrained weights: read a PyTorch state dict — the legacy (pre-1.6,
+//! non-zip) serialization with our own container reader, the zip format and
+//! safetensors through candle — and copy it by name into a model's VarMap.
+//!
+//! The legacy format (torch/serialization.py, `_legacy_save`) is five
+//! pickles back to back — magic number, protocol version, system info, the
+//! object (tensors appear as persistent ids `('storage', StorageType, key,
+//! location, numel)` inside `torch._utils._rebuild_tensor_v2` calls), and the
+//! list of storage keys — followed, for each key in that order, by an 8-byte
+//! little-endian element count and the raw little-endian data. candle's
+//! pickle machine parses each pickle; the magic number (a 10-byte LONG1,
+//! which candle cannot hold) is checked by hand.
+
+use anyhow::{bail, Context, Result};
+use candle_core::pickle::{Object, Stack, TensorInfo};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::path::Path;
+
+/// The legacy format's magic number pickle: PROTO 2, LONG1 of 10 bytes
+/// 0x1950a86a20f9469cfc6c, STOP.
+const LEGACY_MAGIC: [u8; 15] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
+
+/// Reads every tensor of a state dict file (.pth legacy or zip, or .safetensors).
+pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read weights {}", path.display()))?;
+    if bytes.starts_with(&LEGACY_MAGIC) {
+        return read_legacy(&bytes).with_context(|| format!("{} (legacy PyTorch format)", path.display()));
+    }
+    if bytes.starts_with(b"PK\x03\x04") {
+        let all = candle_core::pickle::read_all(path).with_context(|| format!("{} (PyTorch zip format)", path.display()))?;
+        return Ok(all.into_iter().collect());
+    }
+    let is_safetensors = bytes.len() > 8 && {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8]));
+        n < bytes.len() as u64 && bytes.get(8) == Some(&b'{')
+    };
+    if is_safetensors {
+        let all = candle_core::safetensors::load_buffer(&bytes, &Device::Cpu).with_context(|| format!("{} (safetensors)", path.display()))?;
+        return Ok(all.into_iter().collect());
+    }
+    bail!("{} is not a PyTorch .pth (zip or legacy) or .safetensors file", path.display())
+}
+
+fn next_pickle(cur: &mut Cursor<&[u8]>) -> Result<Object> {
+    let mut stack = Stack::empty();
+    stack.read_loop(cur)?;
+    Ok(stack.finalize()?)
+}
+
+fn read_legacy(bytes: &[u8]) -> Result<BTreeMap<String, Tensor>> {
+    let mut cur = Cursor::new(&bytes[LEGACY_MAGIC.len()..]);
+    let _protocol = next_pickle(&mut cur).context("protocol version")?;
+    let _sys_info = next_pickle(&mut cur).context("system info")?;
+    let object = next_pickle(&mut cur).context("state dict")?;
+    let keys = match next_pickle(&mut cur).context("storage keys")? {
+        Object::List(v) => v.into_iter().map(|k| k.unicode().map_err(|o| anyhow::anyhow!("storage key {o:?}"))).collect::<Result<Vec<_>>>()?,
+        other => bail!("expected the list of storage keys, found {other:?}"),
+    };
+    let Object::Dict(entries) = object else { bail!("the file does not hold a state dict") };
+    let infos: Vec<TensorInfo> = entries
+        .into_iter()
+        .filter_map(|(name, value)| value.into_tensor_info(name, Path::new("")).transpose())
+        .collect::<candle_core::Result<_>>()?;
+    let dtype_of: HashMap<String, DType> = infos.iter().map(|i| (i.path.trim_start_matches('/').to_string(), i.dtype)).collect();
+
+    // The raw storages follow, in the order of `keys`.
+    let mut pos = LEGACY_MAGIC.len() + cur.position() as usize;
+    let mut storages: HashMap<String, Tensor> = HashMap::new();
+    for key in keys {
+        let numel_bytes = bytes.get(pos..pos + 8).context("file ends inside a storage header")?;
+        let numel = u64::from_le_bytes(numel_bytes.try_into()?) as usize;
+        pos += 8;
+        let dtype = *dtype_of.get(&key).with_context(|| format!("storage {key} is used by no tensor"))?;
+        let len = numel.checked_mul(dtype.size_in_bytes()).context("storage size overflows")?;
+        let data = bytes.get(pos..pos + len).with_context(|| format!("file ends inside storage {key}"))?;
+        pos += len;
+        storages.insert(key, Tensor::from_raw_buffer(data, dtype, &[numel], &Device::Cpu)?);
+    }
+    let mut out = BTreeMap::new();
+    for info in infos {
+        let storage = storages.get(info.path.trim_start_matches('/')).with_context(|| format!("tensor {} has no storage", info.name))?;
+        let l = &info.layout;
+        let offset = l.start_offset() / info.dtype.size_in_bytes();
+        let t = if l.is_contiguous() {
+            storage.narrow(0, offset, l.shape().elem_count())?.reshape(l.shape())?
+        } else {
+            // A strided view (e.g. a transposed matrix): gather its elements.
+            let dims = l.dims();
+            let stride = l.stride();
+            let mut positions = Vec::with_capacity(l.shape().elem_count());
+            let mut index = vec![0usize; dims.len()];
+            for _ in 0..l.shape().elem_count() {
+                positions.push((offset + index.iter().zip(stride).map(|(i, s)| i * s).sum::<usize>()) as u32);
+                for d in (0..dims.len()).rev() {
+                    index[d] += 1;
+                    if index[d] < dims[d] {
+                        break;
+                    }
+                    index[d] = 0;
+                }
+            }
+            let len = storage.dim(0)?;
+            if positions.iter().any(|&p| p as usize >= len) {
+                bail!("tensor {} reaches past its storage", info.name);
+            }
+            let positions = Tensor::from_vec(positions, l.shape().elem_count(), &Device::Cpu)?;
+            storage.index_select(&positions, 0)?.reshape(l.shape())?
+        };
+        out.insert(info.name, t);
+    }
+    Ok(out)
+}
+
+/// What loading pretrained weights did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct LoadReport {
+    pub loaded: usize,
+    /// Model parameters the file did not have (left at their initial values).
+    pub missing: Vec<String>,
+    /// Parameters skipped on purpose (e.g. a 1000-class ImageNet head for a 4-class model).
+    pub skipped: Vec<String>,
+    /// File tensors the model has no parameter for.
+    pub unused: Vec<String>,
+}
+
+/// Copies `tensors` into `varmap` by name. Shapes must match, except for
+/// names starting with `skip_prefix` (the classifier), which are skipped
+/// when they do not fit. Any other missing backbone parameter is an error.
+pub fn load_into(varmap: &VarMap, tensors: &BTreeMap<String, Tensor>, skip_prefix: &str) -> Result<LoadReport> {
+    let mut report = LoadReport::default();
+    let data = varmap.data().lock().map_err(|_| anyhow::anyhow!("the model's parameters are locked"))?;
+    for (name, var) in data.iter() {
+        match tensors.get(name) {
+            Some(t) if t.dims() == var.dims() => {
+                var.set(&t.to_dtype(var.dtype())?)?;
+                report.loaded += 1;
+            }
+            Some(t) if name.starts_with(skip_prefix) => report.skipped.push(format!("{name}: file {:?}, model {:?}", t.dims(), var.dims())),
+            Some(t) => bail!("parameter {name}: the file has shape {:?}, the model {:?}; wrong architecture or width?", t.dims(), var.dims()),
+            None if name.starts_with(skip_prefix) => report.skipped.push(format!("{name}: not in the file")),
+            None => report.missing.push(name.clone()),
+        }
+    }
+    report.unused = tensors.keys().filter(|k| !data.contains_key(*k) && !k.ends_with("num_batches_tracked")).cloned().collect();
+    if !report.missing.is_empty() {
+        bail!(
+            "the weights file lacks {} of the model's parameters (first: {}); it is not for this architecture",
+            report.missing.len(),
+            report.missing[0]
+        );
+    }
+    Ok(report)
+}

@@ -1,0 +1,138 @@
+//! The trainer end to end through the real binary, on a tiny SynthTumor set:
+//! synth (200 images, 64–96 px) → train one epoch per stage at 64 px →
+//! ONNX export verified by tract → evaluation → `predict` on a generated
+//! image; plus resume after a kill, and refusing to overwrite a run.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_mriscreen"))
+}
+
+fn ok(out: Output, what: &str) -> Output {
+    assert!(out.status.success(), "{what} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("mriscreen-e2e-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+/// One small synthetic dataset shared by the tests of this file.
+fn dataset() -> &'static Path {
+    static DATA: OnceLock<PathBuf> = OnceLock::new();
+    DATA.get_or_init(|| {
+        let d = tmp("synth");
+        let out = bin()
+            .args(["synth", "--out"])
+            .arg(&d)
+            .args(["--count", "40", "--test-count", "10", "--size-range", "64..96", "--seed", "3"])
+            .output()
+            .unwrap();
+        ok(out, "synth");
+        d
+    })
+}
+
+fn train(out: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["train", "--data"]).arg(dataset()).arg("--out").arg(out);
+    c.args(["--size", "64", "--batch", "16", "--seed", "5"]);
+    c.args(extra);
+    c
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+#[test]
+fn synth_train_export_evaluate_predict() {
+    let run = tmp("run");
+    let out = ok(train(&run, &["--epochs", "1,1,1"]).output().unwrap(), "train");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("not a diagnostic device"), "{stdout}");
+    assert!(stdout.contains("n = 40"), "the test split is the 40 Testing/ images: {stdout}");
+
+    let metrics = json(&run.join("metrics.json"));
+    assert_eq!(metrics.as_array().unwrap().len(), 3, "one epoch per stage");
+    let eval = json(&run.join("evaluation.json"));
+    assert_eq!(eval["n"], 40);
+    assert_eq!(eval["confusion"].as_array().unwrap().len(), 4);
+    let report = json(&run.join("dataset_report.json"));
+    assert!(report["counts"].is_array());
+
+    // The exported model carries the contract's metadata and runs in predict.
+    let image = std::fs::read_dir(dataset().join("Testing/glioma")).unwrap().next().unwrap().unwrap().path();
+    let model = run.join("model.onnx");
+    let out = ok(bin().args(["predict", "--json", "--model"]).arg(&model).arg(&image).output().unwrap(), "predict");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let probs = v[0]["probabilities"].as_object().unwrap();
+    assert_eq!(probs.keys().map(String::as_str).collect::<Vec<_>>(), ["glioma", "meningioma", "notumor", "pituitary"]);
+    let sum: f64 = probs.values().map(|p| p.as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-5);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("mobilenet_v2_1.0") && stderr.contains("SynthTumor"), "{stderr}");
+
+    // An existing run is never overwritten without --force.
+    let out = train(&run, &["--epochs", "1,0,0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    assert!(model.exists(), "the earlier run's files are still there");
+}
+
+#[test]
+fn resume_after_a_kill_loses_at_most_the_running_epoch() {
+    let run = tmp("resume");
+    let mut child = train(&run, &["--epochs", "1,3,0"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    // Kill it once stage 2 has finished its first epoch.
+    let start = Instant::now();
+    loop {
+        let done = std::fs::read_to_string(run.join("metrics.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+            .map_or(0, |v| v.as_array().map_or(0, Vec::len));
+        if done >= 2 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "training ended before it could be interrupted");
+        assert!(start.elapsed() < Duration::from_secs(600), "training made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = json(&run.join("metrics.json")).as_array().unwrap().len();
+
+    ok(train(&run, &["--epochs", "1,3,0", "--resume"]).output().unwrap(), "resume");
+    let metrics = json(&run.join("metrics.json"));
+    let epochs: Vec<(u64, u64)> = metrics.as_array().unwrap().iter().map(|m| (m["stage"].as_u64().unwrap(), m["epoch"].as_u64().unwrap())).collect();
+    assert!(before >= 2);
+    // Every epoch once, in order: nothing repeated, nothing skipped.
+    assert_eq!(epochs, vec![(1, 1), (2, 1), (2, 2), (2, 3)], "{epochs:?}");
+    assert!(run.join("model.onnx").exists());
+}
+
+#[test]
+fn bad_datasets_are_explained() {
+    let empty = tmp("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = bin().args(["train", "--data"]).arg(&empty).arg("--out").arg(tmp("empty-out")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&empty.display().to_string()), "{err}");
+
+    let unknown = tmp("unknown");
+    for class in ["glioma", "meningioma", "notumor", "pituitary", "astrocytoma"] {
+        std::fs::create_dir_all(unknown.join(class)).unwrap();
+    }
+    let out = bin().args(["train", "--data"]).arg(&unknown).arg("--out").arg(tmp("unknown-out")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("astrocytoma") && err.contains("glioma_tumor"), "{err}");
+}
