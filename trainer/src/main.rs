@@ -7,6 +7,7 @@ mod bench;
 mod bench_train;
 mod data;
 mod evaluate;
+mod evaluate_cmd;
 mod export;
 mod model_args;
 mod models;
@@ -61,6 +62,8 @@ enum Command {
     RandomModel(random_model::Args),
     /// Generate SynthTumor, a synthetic brain-tumour MRI benchmark on real anatomy (Kaggle folder layout; not real patients).
     Synth(synth::Args),
+    /// Evaluate an ONNX model on a dataset's test split: accuracy (95 % CI), per-class precision/recall/F1, confusion matrix.
+    Evaluate(evaluate_cmd::Args),
     /// Measure training throughput (images/s) of a model family and write it to a JSON file.
     BenchTrain(bench_train::Args),
     /// Train a classifier on an image-folder dataset (three-stage transfer learning), export it to ONNX and evaluate it.
@@ -77,6 +80,7 @@ fn main() -> std::process::ExitCode {
         Command::Synth(a) => synth::run(a),
         Command::Train(a) => train::run(*a),
         Command::BenchTrain(a) => bench_train::run(a),
+        Command::Evaluate(a) => evaluate_cmd::run(a),
     };
     match result {
         Ok(code) => code,

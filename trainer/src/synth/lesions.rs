@@ -2,8 +2,8 @@
 //! (Osborn, "Osborn's Brain", 2nd ed. 2018, ch. 16–18, 25; Louis et al.,
 //! WHO CNS5 2021) and placed in anatomical coordinates on the chosen plane.
 //!
-//! * Glioma: intra-axial, centred in hemispheric white matter away from the
-//!   midline and the cortex (or the corpus callosum / brainstem on midline
+//! * Glioma: intra-axial, centred in supratentorial hemispheric white matter
+//!   away from the midline and the cortex (or the corpus callosum on midline
 //!   sagittal cuts); lobulated margin; ring enhancement around a dark
 //!   necrotic core (glioblastoma), patchy heterogeneous enhancement, or a
 //!   non-enhancing hypointense mass (lower grade); a wider hypointense
@@ -127,7 +127,8 @@ impl Lesion {
                         let hi = 1.0 + enh * (0.5 + 0.8 * n1);
                         lo + (hi - lo) * t
                     }
-                    GliomaKind::NonEnhancing => core * (0.9 + 0.2 * n2),
+                    // Darker than the tissue it replaces, whatever that is.
+                    GliomaKind::NonEnhancing => v.min(1.0) * core * (0.9 + 0.2 * n2),
                 };
                 v + (val - v) * alpha
             }
@@ -206,11 +207,19 @@ pub fn outward(anat: &Anatomy, p: [f32; 3]) -> [f32; 3] {
 }
 
 pub fn glioma(anat: &Anatomy, plane: &Plane, k: Scale, rng: &mut Rng) -> Lesion {
+    let kind = match rng.uniform() {
+        u if u < 0.5 => GliomaKind::Ring,
+        u if u < 0.85 => GliomaKind::Patchy,
+        _ => GliomaKind::NonEnhancing,
+    };
+    // Non-enhancing (lower-grade) gliomas are seen when diffuse and large.
     let u = rng.uniform();
-    let r0 = (4.0 + 18.0 * u * detmath::pow(u, 0.3)) * k.size;
+    let r_min = if kind == GliomaKind::NonEnhancing { 9.0 } else { 5.0 };
+    let r0 = (r_min + 17.0 * u * detmath::pow(u, 0.3)) * k.size;
     let midline_ok = plane.orientation == Orientation::Sagittal && plane.sellar.is_some();
     let wm_min = 0.5 * (anat.gm + 1.0);
-    let mut centre = anat.centroid;
+    // Fallback if nothing fits: the deepest point seen on the plane.
+    let (mut centre, mut deepest) = (plane.origin, f32::MIN);
     let mut r = r0;
     for attempt in 0..400 {
         if attempt % 100 == 99 {
@@ -218,10 +227,17 @@ pub fn glioma(anat: &Anatomy, plane: &Plane, k: Scale, rng: &mut Rng) -> Lesion 
         }
         let p = plane_point(plane, 0.45 * r, rng);
         let sd = anat.sd_at(p);
+        if sd > deepest {
+            (centre, deepest) = (p, sd);
+        }
         if sd < 0.55 * r + 4.0 {
             continue;
         }
         if !midline_ok && (p[0] - anat.mid_x).abs() < 0.35 * r + 5.0 {
+            continue;
+        }
+        // Supratentorial: not in the cerebellum or brainstem.
+        if p[2] < anat.sella[2] + 12.0 && p[1] < anat.sella[1] - 12.0 {
             continue;
         }
         let t = anat.t1.sample(p);
@@ -231,22 +247,17 @@ pub fn glioma(anat: &Anatomy, plane: &Plane, k: Scale, rng: &mut Rng) -> Lesion 
         centre = p;
         break;
     }
-    let kind = match rng.uniform() {
-        u if u < 0.5 => GliomaKind::Ring,
-        u if u < 0.8 => GliomaKind::Patchy,
-        _ => GliomaKind::NonEnhancing,
-    };
     let rough = rng.range(0.3, 0.6);
     let tumour = Blob::random(rng, centre, r, 1.45, rough, (1.5, 4.5), 5);
     let (oed_r, oed_k) = match kind {
-        GliomaKind::NonEnhancing => (rng.range(1.05, 1.4), rng.range(0.05, 0.2)),
+        GliomaKind::NonEnhancing => (rng.range(1.1, 1.5), rng.range(0.08, 0.25)),
         _ => (rng.range(1.4, 2.4), rng.range(0.15, 0.45)),
     };
     let rough = rng.range(0.12, 0.3);
     let oedema = Blob::random(rng, centre, r * oed_r, 1.25, rough, (3.0, 8.0), 6);
-    let enh = rng.range(0.08, 0.65) * k.contrast;
+    let enh = rng.range(0.12, 0.7) * k.contrast;
     let core = match kind {
-        GliomaKind::NonEnhancing => 1.0 - rng.range(0.12, 0.4) * k.contrast,
+        GliomaKind::NonEnhancing => 1.0 - rng.range(0.18, 0.45) * k.contrast,
         _ => rng.range(0.3, 0.6),
     };
     let m = rng.range(0.15, 0.4) * r;
@@ -265,7 +276,7 @@ pub fn glioma(anat: &Anatomy, plane: &Plane, k: Scale, rng: &mut Rng) -> Lesion 
 
 pub fn meningioma(anat: &Anatomy, plane: &Plane, k: Scale, rng: &mut Rng) -> Lesion {
     let u = rng.uniform();
-    let r0 = (4.0 + 16.0 * u * detmath::pow(u, 0.3)) * k.size;
+    let r0 = (5.0 + 15.0 * u * detmath::pow(u, 0.3)) * k.size;
     let mut r = r0;
     let falx_first = rng.uniform() < 0.3;
     // (dura point, normal into the brain, depth of the centre, falx?, dura's sd)
@@ -327,7 +338,7 @@ pub fn meningioma(anat: &Anatomy, plane: &Plane, k: Scale, rng: &mut Rng) -> Les
         falx,
         clip: t >= 0.0 || !falx,
         dura_sd,
-        enh: rng.range(0.12, 0.7) * k.contrast,
+        enh: rng.range(0.18, 0.75) * k.contrast,
         tail,
         base_r: (r * r - t * t).max(0.09 * r * r).sqrt(),
         calcified: rng.uniform() < 0.1,
@@ -348,7 +359,7 @@ pub fn pituitary(centre: [f32; 3], r: f32, k: Scale, rng: &mut Rng) -> Lesion {
     Lesion::Pituitary {
         body,
         upper,
-        enh: rng.range(0.1, 0.6) * k.contrast,
+        enh: rng.range(0.15, 0.65) * k.contrast,
         cyst: if rng.uniform() < 0.25 { rng.range(0.3, 0.6) } else { 0.0 },
         push: Push { centre: add(centre, [0.0, 0.0, 0.3 * r]), r, m: 0.2 * r, width: 2.0 * r },
         seed: rng.next_u64(),

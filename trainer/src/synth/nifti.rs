@@ -14,6 +14,8 @@ use std::path::Path;
 
 /// Largest accepted size along any axis (a brain at 0.2 mm is ~900 voxels).
 pub const MAX_DIM: usize = 1024;
+/// Largest accepted volume (2^28 voxels, 1 GiB as f32).
+pub const MAX_VOXELS: usize = 1 << 28;
 
 /// One 3-D volume, x fastest: `data[x + nx * (y + ny * z)]`.
 #[derive(Debug, Clone)]
@@ -112,10 +114,23 @@ pub fn parse<R: Read>(mut r: R) -> Result<Volume> {
     let mut skip = vec![0u8; vox_offset - 348];
     read_full(&mut r, &mut skip).context("truncated: the file ends before vox_offset")?;
     let n = dims[0] * dims[1] * dims[2];
-    let mut raw = vec![0u8; n * bytes];
-    read_full(&mut r, &mut raw).with_context(|| {
-        format!("truncated: expected {} bytes of {name} voxel data for {}x{}x{}", n * bytes, dims[0], dims[1], dims[2])
-    })?;
+    if n > MAX_VOXELS {
+        bail!("{}x{}x{} = {n} voxels is more than the {MAX_VOXELS} accepted", dims[0], dims[1], dims[2]);
+    }
+    // Grow with the data actually present, so a lying header cannot make us
+    // allocate gigabytes up front.
+    let mut raw = Vec::new();
+    (&mut r).take((n * bytes) as u64).read_to_end(&mut raw).context("read error (corrupt gzip stream?)")?;
+    if raw.len() < n * bytes {
+        bail!(
+            "truncated: expected {} bytes of {name} voxel data for {}x{}x{}, found {}",
+            n * bytes,
+            dims[0],
+            dims[1],
+            dims[2],
+            raw.len()
+        );
+    }
     let data = raw
         .chunks_exact(bytes)
         .map(|c| {
@@ -232,15 +247,11 @@ mod tests {
     /// A header for a `dims` volume with the given datatype, byte order and an sform.
     fn header(dims: [i16; 3], datatype: i16, bitpix: i16, big: bool) -> Vec<u8> {
         let mut h = vec![0u8; 352];
-        let put_i32 = |h: &mut Vec<u8>, at: usize, v: i32| {
-            h[at..at + 4].copy_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() })
-        };
-        let put_i16 = |h: &mut Vec<u8>, at: usize, v: i16| {
-            h[at..at + 2].copy_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() })
-        };
-        let put_f32 = |h: &mut Vec<u8>, at: usize, v: f32| {
-            h[at..at + 4].copy_from_slice(&if big { v.to_be_bytes() } else { v.to_le_bytes() })
-        };
+        let order = |le: &[u8], be: &[u8]| if big { be.to_vec() } else { le.to_vec() };
+        let put = |h: &mut Vec<u8>, at: usize, b: Vec<u8>| h[at..at + b.len()].copy_from_slice(&b);
+        let put_i32 = |h: &mut Vec<u8>, at: usize, v: i32| put(h, at, order(&v.to_le_bytes(), &v.to_be_bytes()));
+        let put_i16 = |h: &mut Vec<u8>, at: usize, v: i16| put(h, at, order(&v.to_le_bytes(), &v.to_be_bytes()));
+        let put_f32 = |h: &mut Vec<u8>, at: usize, v: f32| put(h, at, order(&v.to_le_bytes(), &v.to_be_bytes()));
         put_i32(&mut h, 0, 348);
         put_i16(&mut h, 40, 3);
         for k in 0..3 {
@@ -264,10 +275,17 @@ mod tests {
         h
     }
 
+    /// Writes `bytes` (gzipped or not) to a temp file, reads it back, removes it.
+    fn read_temp(name: &str, bytes: &[u8], gz: bool) -> Result<Volume> {
+        let path = temp(name, bytes, gz);
+        let result = read(&path);
+        let _ = std::fs::remove_file(&path);
+        result
+    }
+
     fn temp(name: &str, bytes: &[u8], gz: bool) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("mriscreen-nifti-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+        // The name stays last: error messages must name the file.
+        let path = std::env::temp_dir().join(format!("mriscreen-nifti-unit-{}-{name}", std::process::id()));
         let mut f = std::fs::File::create(&path).unwrap();
         if gz {
             let mut e = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
@@ -304,7 +322,7 @@ mod tests {
                 }
                 for gz in [false, true] {
                     let name = format!("v_{dt}_{big}_{gz}.nii{}", if gz { ".gz" } else { "" });
-                    let vol = read(&temp(&name, &b, gz)).unwrap();
+                    let vol = read_temp(&name, &b, gz).unwrap();
                     assert_eq!(vol.dims, [3, 2, 1], "{name}");
                     assert_eq!(vol.pixdim, [2.0, 2.0, 2.0], "{name}");
                     assert_eq!(vol.affine_source, "sform");
@@ -322,7 +340,7 @@ mod tests {
         b[112..116].copy_from_slice(&0.5f32.to_le_bytes());
         b[116..120].copy_from_slice(&(-1.0f32).to_le_bytes());
         b.extend([4u8, 10]);
-        let vol = read(&temp("slope.nii", &b, false)).unwrap();
+        let vol = read_temp("slope.nii", &b, false).unwrap();
         assert_eq!(vol.data, vec![1.0, 4.0]);
     }
 
@@ -335,7 +353,7 @@ mod tests {
         b[264..268].copy_from_slice(&1.0f32.to_le_bytes());
         b[268..272].copy_from_slice(&5.0f32.to_le_bytes());
         b.push(9);
-        let vol = read(&temp("qform.nii", &b, false)).unwrap();
+        let vol = read_temp("qform.nii", &b, false).unwrap();
         assert_eq!(vol.affine_source, "qform");
         let m = vol.affine;
         assert!((m[0][0] + 2.0).abs() < 1e-6 && (m[1][1] + 2.0).abs() < 1e-6 && (m[2][2] - 2.0).abs() < 1e-6, "{m:?}");
@@ -359,6 +377,14 @@ mod tests {
                 b[42..44].copy_from_slice(&5000i16.to_le_bytes());
                 b
             }, "absurd"),
+            ("huge.nii", {
+                // Claims 1.6 GB of float64 but holds 8 bytes: must not allocate it.
+                let mut b = good.clone();
+                for (at, v) in [(42, 1000i16), (44, 1000), (46, 200), (70, 64)] {
+                    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+                }
+                b
+            }, "truncated"),
             ("rgb.nii", {
                 let mut b = good.clone();
                 b[70..72].copy_from_slice(&128i16.to_le_bytes());
@@ -373,13 +399,13 @@ mod tests {
         for (name, bytes, want) in cases {
             for gz in [false, true] {
                 let file = format!("{name}{}", if gz { ".gz" } else { "" });
-                let err = read(&temp(&file, &bytes, gz)).unwrap_err();
+                let err = read_temp(&file, &bytes, gz).unwrap_err();
                 let msg = format!("{err:#}");
                 assert!(msg.contains(want) && msg.contains(&file), "{file}: {msg}");
             }
         }
         // A file that claims to be gzip but is not.
-        let err = read(&temp("broken.nii.gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7], false)).unwrap_err();
+        let err = read_temp("broken.nii.gz", &[0x1f, 0x8b, 8, 0, 1, 2, 3, 4, 5, 6, 7], false).unwrap_err();
         assert!(format!("{err:#}").contains("broken.nii.gz"));
         assert!(read(Path::new("/nonexistent/nope.nii")).is_err());
     }

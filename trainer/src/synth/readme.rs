@@ -103,7 +103,8 @@ pub fn write(path: &Path, info: &Info, metas: &[Meta], jobs: &[(usize, usize, us
         s,
         "\nColin27 (Holmes et al., J Comput Assist Tomogr 1998) from Debian's `mricron-data`; \
          MNI152 2009a symmetric (Fonov et al., NeuroImage 2011) from the `nilearn` wheel when present. \
-         Brain-extracted volumes get a synthetic skull and scalp.\n"
+         Brain-extracted volumes get the skull, face and neck of Colin27 (a synthetic skull and scalp \
+         without it). Whether MNI152 is in the cache changes the output: compare the list above.\n"
     );
     let _ = writeln!(s, "## Counts\n\n| split | {} | total |\n|---|---|---|---|---|---|", CLASSES.join(" | "));
     for (split, name) in SPLITS.iter().enumerate() {
@@ -132,8 +133,8 @@ pub fn write(path: &Path, info: &Info, metas: &[Meta], jobs: &[(usize, usize, us
 const MODEL_NOTES: &str = "
 ## How the classes are made
 
-- **glioma**: intra-axial mass centred in hemispheric white matter (corpus callosum or brainstem on
-  midline sagittal cuts); lobulated margin; ring enhancement around a necrotic core, patchy
+- **glioma**: intra-axial mass centred in supratentorial hemispheric white matter (corpus callosum
+  on midline sagittal cuts); lobulated margin; ring enhancement around a necrotic core, patchy
   enhancement, or a non-enhancing hypointense mass; surrounding T1-hypointense oedema that spares
   cortex; mass effect.
 - **meningioma**: extra-axial dome on the dura of the convexity or the falx, homogeneous bright

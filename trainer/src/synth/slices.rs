@@ -88,7 +88,7 @@ impl View {
 /// skewed small (shared by all classes through [`sellar_level`]).
 pub fn pituitary_radius(rng: &mut Rng, size_scale: f32) -> f32 {
     let u = rng.uniform();
-    (3.5 + 9.5 * u * u.sqrt()) * size_scale
+    (4.0 + 9.0 * u * u.sqrt()) * size_scale
 }
 
 pub fn choose_plane(anat: &Anatomy, sellar_rate: f32, size_scale: f32, rng: &mut Rng) -> Plane {

@@ -22,7 +22,7 @@ mod run;
 
 pub use loss::cross_entropy;
 pub use optim::AdamW;
-pub use run::run;
+pub use run::{evaluate_onnx, run};
 
 use crate::data::augment::AugmentConfig;
 use crate::models::Arch;

@@ -386,13 +386,63 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
 
     let evaluation = evaluate_onnx(&bytes, ds, Split::Test)?;
     std::fs::write(a.out.join("evaluation.json"), serde_json::to_string_pretty(&evaluation)? + "\n")?;
+    std::fs::write(a.out.join("model_card.md"), model_card(a, ds, &info, &evaluation, state, bytes.len()))?;
     println!("\n{}\n", mriscreen::DISCLAIMER);
     if let Some((s, e)) = state.best {
         println!("best validation loss {:.4} at stage {s}, epoch {e}", state.best_val_loss.unwrap_or(f64::NAN));
     }
     println!("test split ({} images), exported model on tract:\n{}", evaluation.n, evaluation.table());
-    println!("written to {}: model.onnx, evaluation.json, metrics.json, dataset_report.json, best/checkpoint.safetensors", a.out.display());
+    println!("written to {}: model.onnx, model_card.md, evaluation.json, metrics.json, dataset_report.json, best/checkpoint.safetensors", a.out.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A short model card: what the model is, what it learned from, how well it
+/// did on how many held-out images, and what it must not be used for.
+fn model_card(a: &Args, ds: &Dataset, info: &ExportInfo, e: &crate::evaluate::Evaluation, state: &State, bytes: usize) -> String {
+    let counts = |s: Split| ds.class_counts(s).iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" / ");
+    let mut card = format!(
+        "# Model card: {arch} ({precision}, {size}×{size})\n\n\
+         **{disclaimer}**\n\n\
+         - **Trained on:** {trained_on}.\n\
+         - **Classes** (output order): {classes}.\n\
+         - **Images per class** ({classes}): train {train}; validation {val}; test {test}.\n\
+         - **Test accuracy:** {acc:.1} % (95 % Wilson CI {lo:.1}–{hi:.1} %, n = {n} held-out images), macro-F1 {f1:.3}.\n\
+         - **Input:** grey luminance, 0.5–99.5 percentile window, letterboxed to {size}×{size}, replicated to 3 channels, (x − 0.5) / 0.5.\n\
+         - **Training:** three stages (head; top {top} blocks; all), epochs {epochs:?}, peak learning rates {lr:?}, batch {batch}, AdamW (weight decay {wd}), \
+           label smoothing {ls}, augmentation {aug}, seed {seed}; best validation loss at stage/epoch {best:?}.\n\
+         - **File:** {bytes} bytes, ONNX opset 13, outputs `logits` and `features` (for the heat-map).\n\n",
+        arch = info.arch.name(),
+        precision = info.precision,
+        size = a.size,
+        disclaimer = mriscreen::DISCLAIMER,
+        trained_on = info.trained_on,
+        classes = ds.classes.join(", "),
+        train = counts(Split::Train),
+        val = counts(Split::Val),
+        test = counts(Split::Test),
+        acc = 100.0 * e.accuracy,
+        lo = 100.0 * e.accuracy_ci95[0],
+        hi = 100.0 * e.accuracy_ci95[1],
+        n = e.n,
+        f1 = e.macro_f1,
+        top = a.unfreeze_top,
+        epochs = a.epochs,
+        lr = a.lr,
+        batch = a.batch,
+        wd = a.weight_decay,
+        ls = a.label_smoothing,
+        aug = if a.no_augment { "off" } else { "on (rotation, scale, shift, flip, brightness/contrast/gamma, noise)" },
+        seed = a.seed,
+        best = state.best.unwrap_or((0, 0)),
+    );
+    card += "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n";
+    for m in &e.per_class {
+        card += &format!("| {} | {:.3} | {:.3} | {:.3} | {} |\n", m.class, m.precision, m.recall, m.f1, m.support);
+    }
+    card += "\n## Limits\n\nMeasured on held-out images of the same source it was trained on; \
+             accuracy on other scanners, sequences, populations or real patients is unknown. \
+             It is decision support for research, never a diagnosis.\n";
+    card
 }
 
 /// Evaluates an ONNX model exactly as the page and `predict` run it.

@@ -1,0 +1,77 @@
+"""Puts the better of the default training runs into models/.
+
+    python3 scripts/publish-default.py WORK RUN [RUN...]
+
+Reads WORK/RUN/evaluation.json of each run, picks the highest test accuracy,
+copies its model.onnx and model_card.md to models/, adds a comparison of all
+runs to the card, and rewrites models/manifest.json with it as the default
+(sha256, bytes, classes, preprocessing, test accuracy with its 95 % interval
+and test-set size, what it was trained on). The untrained placeholder goes.
+"""
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+work, runs = sys.argv[1], sys.argv[2:]
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+models = os.path.join(root, "models")
+results = []
+for run in runs:
+    with open(os.path.join(work, run, "evaluation.json")) as f:
+        ev = json.load(f)
+    with open(os.path.join(work, run, "train_config.json")) as f:
+        cfg = json.load(f)
+    results.append((ev["accuracy"], run, ev, cfg))
+results.sort(key=lambda r: -r[0])
+best_acc, best, ev, cfg = results[0]
+
+arch = {"MobilenetV2": f"mobilenet_v2_{cfg['alpha']}", "EfficientnetLite0": "efficientnet_lite0"}.get(cfg["arch"], run)
+model_id = f"synthtumor-{arch.replace('_', '-')}"
+onnx = f"{model_id}.onnx"
+card = f"{model_id}.md"
+shutil.copyfile(os.path.join(work, best, "model.onnx"), os.path.join(models, onnx))
+with open(os.path.join(work, best, "model_card.md")) as f:
+    text = f.read()
+text += "\n## How it was chosen\n\n`scripts/train-default` trained these on the same SynthTumor split; the best test accuracy ships:\n\n"
+text += "| run | test accuracy (95 % CI) | macro-F1 | test images |\n|---|---|---|---|\n"
+for acc, run, e, _ in results:
+    lo, hi = e["accuracy_ci95"]
+    text += f"| {run} | {100 * acc:.1f} % ({100 * lo:.1f}–{100 * hi:.1f} %) | {e['macro_f1']:.3f} | {e['n']} |\n"
+text += ("\nChoosing on the test split makes this number slightly optimistic; the statistics "
+         "report (paired tests, bootstrap intervals, an external test set) comes with a later issue.\n")
+with open(os.path.join(models, card), "w") as f:
+    f.write(text)
+
+data = open(os.path.join(models, onnx), "rb").read()
+with open(os.path.join(work, "synthtumor", "README.md")) as f:
+    synth_title = f.readline().strip("# \n")
+entry = {
+    "id": model_id,
+    "name": f"{arch} trained on SynthTumor (synthetic)",
+    "file": onnx,
+    "sha256": hashlib.sha256(data).hexdigest(),
+    "bytes": len(data),
+    "arch": arch,
+    "precision": "fp32",
+    "input_size": cfg["size"],
+    "classes": ev["classes"],
+    "preprocessing": "luminance, 0.5-99.5 percentile window, letterbox, (x - 0.5) / 0.5",
+    "trained_on": synth_title,
+    "untrained": False,
+    "test_accuracy": ev["accuracy"],
+    "test_accuracy_ci95": ev["accuracy_ci95"],
+    "test_set_size": ev["n"],
+    "macro_f1": ev["macro_f1"],
+    "card": card,
+}
+manifest = {"version": 1, "default": model_id, "models": [entry]}
+with open(os.path.join(models, "manifest.json"), "w") as f:
+    json.dump(manifest, f, indent=2)
+    f.write("\n")
+for old in ("placeholder-untrained.onnx", "placeholder-untrained.md"):
+    p = os.path.join(models, old)
+    if os.path.exists(p):
+        os.remove(p)
+print(f"models/{onnx}: {100 * best_acc:.1f} % test accuracy (n = {ev['n']}); manifest default = {model_id}")
