@@ -50,11 +50,16 @@ test('page and native CLI give the same probabilities', async () => {
   await context.close();
 });
 
-test('research-use banner and untrained warning are visible', async () => {
+test('research-use banner, and what the model was trained on', async () => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/manifest.json'), 'utf8'));
+  const entry = manifest.models.find((m) => m.id === manifest.default);
   const { context, page } = await openPage(browser, url);
   assert.match(await page.locator('.banner').innerText(), /not a diagnostic device/);
-  assert.ok(await page.locator('#model-warning').isVisible());
-  assert.match(await page.locator('#model-warning').innerText(), /[Uu]ntrained placeholder/);
+  assert.match(await page.locator('#model-status').innerText(), /trained on: /);
+  // The untrained warning shows exactly when the default model is untrained.
+  assert.equal(await page.locator('#model-warning').isVisible(), Boolean(entry.untrained));
+  if (entry.untrained) assert.match(await page.locator('#model-warning').innerText(), /[Uu]ntrained placeholder/);
+  else assert.match(await page.locator('#model-status').innerText(), /[Ss]ynth/);
   await context.close();
 });
 

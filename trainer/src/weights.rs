@@ -154,3 +154,53 @@ pub fn load_into(varmap: &VarMap, tensors: &BTreeMap<String, Tensor>, skip_prefi
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{Arch, Model};
+    use candle_nn::VarBuilder;
+
+    fn model(seed: u64) -> (VarMap, Model) {
+        let varmap = VarMap::new();
+        let m = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), Arch::MobileNetV2 { alpha: 0.35 }, 4, 0).unwrap();
+        // Distinct values per seed, so a failed copy cannot pass unnoticed.
+        for (name, var) in varmap.data().lock().unwrap().iter() {
+            let n = var.elem_count();
+            let salt = name.len() as u64;
+            let v = mriscreen::model::random::Rng::new(seed ^ salt).vec(n, 0.5, 1.5);
+            var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
+        }
+        (varmap, m)
+    }
+
+    #[test]
+    fn safetensors_with_torchvision_names_load_by_name() {
+        let (a, model_a) = model(1);
+        let path = std::env::temp_dir().join(format!("mriscreen-weights-{}.safetensors", std::process::id()));
+        a.save(&path).unwrap();
+        let tensors = read_state_dict(&path).unwrap();
+        assert!(tensors.contains_key("features.0.0.weight") && tensors.contains_key("classifier.1.weight"));
+        let (b, model_b) = model(2);
+        let report = load_into(&b, &tensors, "classifier.").unwrap();
+        assert!(report.missing.is_empty() && report.skipped.is_empty() && report.unused.is_empty(), "{report:?}");
+        let x = Tensor::ones((1, 3, 64, 64), DType::F32, &Device::Cpu).unwrap();
+        let (ya, yb) = (model_a.forward_t(&x, false).unwrap(), model_b.forward_t(&x, false).unwrap());
+        let d: f32 = (ya - yb).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert_eq!(d, 0.0);
+    }
+
+    #[test]
+    fn wrong_architecture_and_garbage_are_refused() {
+        let (a, _) = model(1);
+        let path = std::env::temp_dir().join(format!("mriscreen-weights-lite-{}.safetensors", std::process::id()));
+        a.save(&path).unwrap();
+        let lite = VarMap::new();
+        Model::new(VarBuilder::from_varmap(&lite, DType::F32, &Device::Cpu), Arch::EfficientNetLite0, 4, 0).unwrap();
+        let e = load_into(&lite, &read_state_dict(&path).unwrap(), "_fc.").unwrap_err().to_string();
+        assert!(e.contains("not for this architecture"), "{e}");
+        let junk = std::env::temp_dir().join(format!("mriscreen-weights-junk-{}.pth", std::process::id()));
+        std::fs::write(&junk, b"definitely not weights").unwrap();
+        assert!(read_state_dict(&junk).unwrap_err().to_string().contains("not a PyTorch"));
+    }
+}
