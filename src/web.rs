@@ -71,8 +71,16 @@ struct CreateOptions {
     backend: BackendChoice,
 }
 
+/// Plain objects, `null` for absent values, byte buffers as `Uint8Array`.
+/// What `MriScreen.classify` accepts as its second argument.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct ClassifyOptions {
+    frame: Option<u32>,
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, WebError> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible()).map_err(options_error)
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false)).map_err(options_error)
 }
 
 /// A loaded model.
@@ -93,7 +101,8 @@ impl MriScreen {
             serde_wasm_bindgen::from_value(options).map_err(options_error)?
         };
         let load = LoadOptions { expected_sha256: opts.sha256, overrides: opts.overrides, max_bytes: 0 };
-        Ok(MriScreen { inner: Classifier::load(&model, &load, opts.backend).await? })
+        let inner = Classifier::load(&model, &load, opts.backend).await?.with_previews(true);
+        Ok(MriScreen { inner })
     }
 
     /// The model's description (classes, input spec, precision, provenance).
@@ -107,8 +116,16 @@ impl MriScreen {
         to_js(self.inner.status())
     }
 
-    /// Classifies one image file's bytes.
-    pub async fn classify(&mut self, image: Vec<u8>) -> Result<JsValue, WebError> {
-        to_js(&self.inner.classify(&image).await?)
+    /// Classifies one image file's bytes. `options` may be undefined or
+    /// `{ frame }`: which frame of a multi-frame DICOM file (default: the
+    /// middle one). The result carries a `preview` and, for a model with a
+    /// `features` output, a `heatmap` (byte arrays as `Uint8Array`).
+    pub async fn classify(&mut self, image: Vec<u8>, options: JsValue) -> Result<JsValue, WebError> {
+        let opts: ClassifyOptions = if options.is_undefined() || options.is_null() {
+            ClassifyOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options).map_err(options_error)?
+        };
+        to_js(&self.inner.classify_frame(&image, opts.frame).await?)
     }
 }

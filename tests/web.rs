@@ -38,13 +38,23 @@ async fn js_api_matches_native_and_reports_errors() {
     let (model, image) = common::parity_case();
     let cpu = serde::Serialize::serialize(&serde_json::json!({ "backend": "cpu" }), &serde_wasm_bindgen::Serializer::json_compatible()).unwrap();
     let mut screen = MriScreen::create(model.clone(), cpu).await.map_err(|e| e.message()).unwrap();
-    let result = screen.classify(image).await.map_err(|e| e.message()).unwrap();
+    let result = screen.classify(image.clone(), JsValue::UNDEFINED).await.map_err(|e| e.message()).unwrap();
+    // The preview crosses as a Uint8Array, not an array of numbers.
+    let preview = js_sys::Reflect::get(&result, &"preview".into()).unwrap();
+    let pixels = js_sys::Reflect::get(&preview, &"pixels".into()).unwrap();
+    assert!(pixels.is_instance_of::<js_sys::Uint8Array>(), "preview.pixels is {pixels:?}");
     let v: serde_json::Value = serde_wasm_bindgen::from_value(result).unwrap();
+    assert_eq!((v["frames"].as_u64(), v["frame"].as_u64()), (Some(1), Some(0)));
     let ours: Vec<f32> = v["probabilities"].as_array().unwrap().iter().map(|c| c["probability"].as_f64().unwrap() as f32).collect();
     assert_close(&ours, &expected());
     assert_eq!(v["backend"], "cpu");
 
-    let bad = screen.classify(b"not an image at all".to_vec()).await.err().expect("refused");
+    // An ordinary image has only frame 0.
+    let frame = serde::Serialize::serialize(&serde_json::json!({ "frame": 1 }), &serde_wasm_bindgen::Serializer::json_compatible()).unwrap();
+    let no_frame = screen.classify(image, frame).await.err().expect("refused");
+    assert_eq!(no_frame.kind(), "decode");
+
+    let bad = screen.classify(b"not an image at all".to_vec(), JsValue::UNDEFINED).await.err().expect("refused");
     assert_eq!(bad.kind(), "decode");
     assert!(bad.message().contains("text file"), "{}", bad.message());
 

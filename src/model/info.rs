@@ -20,6 +20,9 @@ pub mod keys {
     pub const ARCH: &str = "mriscreen.arch";
     pub const PRECISION: &str = "mriscreen.precision";
     pub const TEMPERATURE: &str = "mriscreen.temperature";
+    /// Top calibrated probability below which a result is flagged "refer
+    /// for expert review" (chosen on the validation split; see `calibrate`).
+    pub const REFER_THRESHOLD: &str = "mriscreen.refer_threshold";
     pub const TRAINED_ON: &str = "mriscreen.trained_on";
 }
 

@@ -99,6 +99,19 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `bytes` (an ONNX model) with metadata entries set: existing keys get the
+/// new value, new keys are appended; nothing else changes.
+pub fn with_metadata(bytes: &[u8], entries: &[(&str, String)]) -> Result<Vec<u8>, ModelError> {
+    let mut proto = pb::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx(e.to_string()))?;
+    for (key, value) in entries {
+        match proto.metadata_props.iter_mut().find(|e| e.key == *key) {
+            Some(e) => e.value.clone_from(value),
+            None => proto.metadata_props.push(pb::StringStringEntryProto { key: key.to_string(), value: value.clone() }),
+        }
+    }
+    Ok(proto.encode_to_vec())
+}
+
 impl ModelPackage {
     /// Reads and validates a model file (see the module docs).
     pub fn read(bytes: &[u8], opts: &LoadOptions) -> Result<Self, ModelError> {

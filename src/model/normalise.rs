@@ -222,7 +222,7 @@ fn dims_usize(dims: &[i64]) -> Vec<usize> {
 }
 
 /// y = (x − zero_point) · scale, per tensor, per axis, or blocked along the axis (opset 21).
-fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<TensorProto, NormaliseError> {
+pub(crate) fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<TensorProto, NormaliseError> {
     let x_t = &inits[&node.input[0]];
     let x = values_f32(x_t).ok_or_else(|| refuse(node, "cannot read the quantized weights"))?;
     let scale_t = &inits[&node.input[1]];

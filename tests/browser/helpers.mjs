@@ -1,24 +1,48 @@
-// Shared by the browser tests: serve dist/, launch Debian's Chromium through
-// playwright-core, run the native CLI for comparison.
+// Shared by the browser tests: serve dist/ (or a changed copy of it), launch
+// Debian's Chromium through playwright-core, record what a session requests
+// and any Content-Security-Policy violation, run the native CLI for comparison.
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serve } from '../../scripts/static-server.mjs';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const DIST = path.join(ROOT, 'dist');
+export const SAMPLES = path.join(ROOT, 'www/samples');
+/** Where screenshots for review go (not committed). */
+export const SCREENSHOTS = path.join(ROOT, 'bench/screenshots');
 
 const BASE_FLAGS = ['--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 
 /** WebGPU in headless Chromium on a machine without a GPU: SwiftShader (DESIGN.md). */
 export const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
-/** Serves dist/ on a free loopback port. */
-export async function startServer() {
-  if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error('dist/ is not built: run scripts/build-web first');
-  return serve(DIST, { port: 0 });
+/** Serves dist/ (or `root`) on a free loopback port, optionally under a sub-path. */
+export async function startServer({ root = DIST, prefix = '/' } = {}) {
+  if (!fs.existsSync(path.join(root, 'index.html'))) throw new Error(`${root} is not built: run scripts/build-web first`);
+  return serve(root, { port: 0, prefix });
+}
+
+/** A temporary copy of dist/ to change (a tampered model, a new version); removed by the caller. */
+export function copyDist() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-site-'));
+  fs.cpSync(DIST, dir, { recursive: true });
+  return dir;
+}
+
+/** The default model's manifest entry. */
+export function defaultModel(root = DIST) {
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, 'models/manifest.json'), 'utf8'));
+  return manifest.models.find((m) => m.id === manifest.default);
+}
+
+/** The committed synthetic samples: [{ file, class, path }]. */
+export function samples() {
+  const list = JSON.parse(fs.readFileSync(path.join(SAMPLES, 'samples.json'), 'utf8'));
+  return list.samples.map((s) => ({ ...s, path: path.join(SAMPLES, s.file) }));
 }
 
 /** Launches headless Chromium; `extraArgs` e.g. the WebGPU flags. */
@@ -26,12 +50,36 @@ export function launch(extraArgs = []) {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...BASE_FLAGS, ...extraArgs] });
 }
 
-/** Opens the page and waits for the model; records every request URL. */
-export async function openPage(browser, url) {
-  return openContextPage(await browser.newContext(), url);
+/**
+ * A fresh browser context that records every request (page, workers and
+ * service worker) and every CSP violation; returns { context, requests, violations }.
+ */
+export async function newSession(browser, options = {}) {
+  const context = await browser.newContext({ acceptDownloads: true, ...options });
+  const requests = [];
+  const violations = [];
+  context.on('request', (r) => requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer(), headers: r.headers() }));
+  context.on('console', (m) => { if (/Content.Security.Policy|Refused to/i.test(m.text())) violations.push(m.text()); });
+  await context.exposeBinding('__reportCsp', (_src, text) => violations.push(text));
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__reportCsp(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} at ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+  return { context, requests, violations };
 }
 
-/** Like openPage, in a given browser context. */
+/**
+ * Opens the page in a new session and waits for the model; returns
+ * { context, page, requests (the whole session's), violations, errors }.
+ */
+export async function openPage(browser, url) {
+  const session = await newSession(browser);
+  const { page, errors } = await openContextPage(session.context, url);
+  return { ...session, page, errors };
+}
+
+/** Like openPage, in a given browser context; `requests` are this page's. */
 export async function openContextPage(context, url) {
   const page = await context.newPage();
   const requests = [];
@@ -43,24 +91,54 @@ export async function openContextPage(context, url) {
   return { context, page, requests, errors };
 }
 
-/** Chooses files in the page and waits until `count` results are shown; returns them. */
+/** Every result shown: its data-* hooks, text and probabilities. */
+export function shownResults(page) {
+  return page.$$eval('.result', (nodes) => nodes.map((n) => ({
+    file: n.dataset.file, status: n.dataset.status, label: n.dataset.label, backend: n.dataset.backend, refer: n.dataset.refer,
+    heatmap: n.dataset.heatmap, frame: n.dataset.frame, frames: n.dataset.frames, format: n.dataset.format, text: n.textContent,
+    probabilities: Object.fromEntries([...n.querySelectorAll('.prob')].map((p) => [p.dataset.class, Number(p.dataset.probability)])),
+  })));
+}
+
+/** Waits until at least `n` results are shown. */
+export function waitForResults(page, n) {
+  return page.waitForFunction((k) => document.querySelectorAll('.result').length >= k, n, { timeout: 120_000 });
+}
+
+/** Chooses files in the page and waits until `count` more results are shown; returns them all. */
 export async function classifyInPage(page, files, count = files.length) {
   const before = await page.locator('.result').count();
   await page.setInputFiles('#file-input', files);
-  await page.waitForFunction((n) => document.querySelectorAll('.result').length >= n, before + count, { timeout: 120_000 });
-  return page.$$eval('.result', (nodes) => nodes.map((n) => ({
-    file: n.dataset.file,
-    status: n.dataset.status,
-    label: n.dataset.label,
-    backend: n.dataset.backend,
-    text: n.textContent,
-    probabilities: Object.fromEntries([...n.querySelectorAll('.prob')].map((p) => [p.dataset.class, Number(p.dataset.probability)])),
-  })));
+  await waitForResults(page, before + count);
+  return shownResults(page);
+}
+
+/** Clicks the "try a sample" button for `cls` and returns its result. */
+export async function classifySample(page, cls) {
+  const before = await page.locator('.result').count();
+  await page.click(`.sample-button[data-class="${cls}"]`);
+  await waitForResults(page, before + 1);
+  return (await shownResults(page)).find((r) => r.file === `synth-${cls}.jpg`);
 }
 
 /** The backend badge: { kind, text, reason }. */
 export function backendBadge(page) {
   return page.$eval('#backend-status', (b) => ({ kind: b.dataset.backend, text: b.textContent, reason: b.dataset.reason }));
+}
+
+/** Waits for the service worker's "ready offline". */
+export function waitReadyOffline(page) {
+  return page.waitForSelector('#offline-status[data-status=ready]', { timeout: 120_000 });
+}
+
+/** Saves a screenshot of `locator` under bench/screenshots/ (ignored by git); returns its path. */
+export async function screenshot(locator, name) {
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
+  const ignore = path.join(SCREENSHOTS, '.gitignore');
+  if (!fs.existsSync(ignore)) fs.writeFileSync(ignore, '# review screenshots written by tests/browser; not committed\n*\n');
+  const file = path.join(SCREENSHOTS, name);
+  await locator.screenshot({ path: file });
+  return file;
 }
 
 /** `mriscreen predict --json` with the repository's default model (CPU backend). */

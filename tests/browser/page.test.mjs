@@ -1,12 +1,13 @@
 // The served page classifies files in headless Chromium with the default
-// model, agrees with the native CLI within 1e-5, survives a bad file, shows
-// the research-use banner, and sends nothing off the origin.
+// model, agrees with the native CLI within 1e-5, survives a corrupt file,
+// shows the research-use banner, breaks no CSP rule, and sends nothing off
+// the origin. All on the CPU (?backend=cpu); WebGPU is webgpu.test.mjs's.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startServer, launch, openPage, classifyInPage, cliPredict } from './helpers.mjs';
+import { ROOT, startServer, launch, openPage, classifyInPage, classifySample, cliPredict, samples, defaultModel } from './helpers.mjs';
 
 let server, url, browser;
 before(async () => {
@@ -19,10 +20,11 @@ after(async () => {
 });
 
 const golden = (f) => path.join(ROOT, 'tests/golden', f);
+const CLASSES = ['glioma', 'meningioma', 'notumor', 'pituitary'];
 
 test('page and native CLI give the same probabilities', async () => {
   const files = [golden('progressive.jpg'), golden('grey16.png'), golden('rgba8.png')];
-  const { context, page, requests, errors } = await openPage(browser, url);
+  const { context, page, errors, violations } = await openPage(browser, `${url}?backend=cpu`);
   const shown = await classifyInPage(page, files);
   const native = cliPredict(files);
   assert.equal(shown.length, 3);
@@ -40,20 +42,44 @@ test('page and native CLI give the same probabilities', async () => {
       assert.ok(d <= 1e-5, `${name} ${c}: page ${r.probabilities[c]} vs native ${n.probabilities[c]} (|d| = ${d})`);
     }
   }
-  // Privacy: every request stays on the page's origin and none uploads anything.
-  const origin = new URL(url).origin;
-  for (const r of requests) {
-    assert.equal(new URL(r.url).origin, origin, `request left the origin: ${r.url}`);
-    assert.equal(r.method, 'GET', `${r.method} ${r.url}`);
-  }
   assert.deepEqual(errors, []);
+  assert.deepEqual(violations, [], 'Content-Security-Policy violations');
+  await context.close();
+});
+
+test('a synthetic sample is classified, with its class bars, refer flag and latency', async () => {
+  const { context, page, errors, violations } = await openPage(browser, `${url}?backend=cpu`);
+  const sample = samples().find((s) => s.class === 'meningioma');
+  const r = await classifySample(page, sample.class);
+  assert.equal(r.status, 'ok', r.text);
+  assert.equal(r.backend, 'cpu');
+  assert.ok(CLASSES.includes(r.label));
+  assert.deepEqual(Object.keys(r.probabilities).sort(), CLASSES);
+  const sum = Object.values(r.probabilities).reduce((a, b) => a + b, 0);
+  assert.ok(Math.abs(sum - 1) < 1e-4, `probabilities sum to ${sum}`);
+  // The refer flag follows the manifest's threshold (0.9 when it has none).
+  const threshold = defaultModel().refer_threshold ?? 0.9;
+  const top = Math.max(...Object.values(r.probabilities));
+  assert.equal(r.refer, String(top < threshold));
+  assert.match(r.text, top < threshold ? /Refer for expert review/ : /No referral flag/);
+  if (defaultModel().refer_threshold == null) assert.match(r.text, /default threshold, not validated/);
+  assert.match(r.text, /ran on CPU: [\d.]+ ms inference/);
+  // The thumbnail is drawn (from `preview`, or by the browser for a JPEG).
+  const drawn = await page.$eval('.result canvas.thumb', (c) => c.width > 0 && c.height > 0 && c.width <= 256 && c.height <= 256);
+  assert.ok(drawn, 'thumbnail canvas');
+  // The table has the same outcome, and the live region said it.
+  const row = await page.$eval('#results-rows tr', (tr) => ({ file: tr.dataset.file, status: tr.dataset.status, text: tr.textContent }));
+  assert.deepEqual([row.file, row.status], [sample.file, 'ok']);
+  assert.ok(row.text.includes(r.label));
+  assert.match(await page.locator('#announcer').innerText(), new RegExp(`${sample.file}: ${r.label}`));
+  assert.deepEqual(errors, []);
+  assert.deepEqual(violations, [], 'Content-Security-Policy violations');
   await context.close();
 });
 
 test('research-use banner, and what the model was trained on', async () => {
-  const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'models/manifest.json'), 'utf8'));
-  const entry = manifest.models.find((m) => m.id === manifest.default);
-  const { context, page } = await openPage(browser, url);
+  const entry = defaultModel();
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
   assert.match(await page.locator('.banner').innerText(), /not a diagnostic device/);
   assert.match(await page.locator('#model-status').innerText(), /trained on: /);
   // The untrained warning shows exactly when the default model is untrained.
@@ -63,17 +89,48 @@ test('research-use banner, and what the model was trained on', async () => {
   await context.close();
 });
 
-test('a bad file gets an error and the next file still works', async () => {
+test('a corrupt file gets an error and the next file still works', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-page-'));
-  const bad = path.join(dir, 'notes.png');
-  fs.writeFileSync(bad, 'this is not an image\n');
-  const { context, page } = await openPage(browser, url);
-  const shown = await classifyInPage(page, [bad, golden('grey16.png')]);
-  const badResult = shown.find((s) => s.file === 'notes.png');
-  assert.equal(badResult.status, 'error');
-  assert.match(badResult.text, /text file/);
+  const notes = path.join(dir, 'notes.png');
+  fs.writeFileSync(notes, 'this is not an image\n');
+  // A real JPEG cut in half.
+  const jpeg = fs.readFileSync(samples()[0].path);
+  const cut = path.join(dir, 'cut.jpg');
+  fs.writeFileSync(cut, jpeg.subarray(0, 600));
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
+  const shown = await classifyInPage(page, [notes, cut, golden('grey16.png')]);
+  const bad = shown.find((s) => s.file === 'notes.png');
+  assert.equal(bad.status, 'error');
+  assert.match(bad.text, /text file/);
+  assert.equal(shown.find((s) => s.file === 'cut.jpg').status, 'error');
   assert.equal(shown.find((s) => s.file === 'grey16.png').status, 'ok');
+  const rows = await page.$$eval('#results-rows tr', (trs) => trs.map((tr) => tr.dataset.status));
+  assert.deepEqual(rows, ['error', 'error', 'ok']);
   await context.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('privacy: during a session nothing leaves the origin, nothing is posted, no image bytes or names are sent', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-private-'));
+  const scan = path.join(dir, 'private-scan-7f3a.jpg');
+  fs.copyFileSync(samples()[0].path, scan);
+  const { context, page, requests } = await openPage(browser, `${url}?backend=cpu`);
+  await classifyInPage(page, [scan]);
+  await classifySample(page, 'pituitary');
+  await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  const origin = new URL(url).origin;
+  const head = fs.readFileSync(scan).subarray(0, 64);
+  assert.ok(requests.length > 5, 'requests were recorded');
+  for (const r of requests) {
+    assert.equal(new URL(r.url).origin, origin, `request left the origin: ${r.url}`);
+    assert.equal(r.method, 'GET', `${r.method} ${r.url}`);
+    assert.equal(r.body, null, `request with a body: ${r.url}`);
+    assert.ok(!r.url.includes('private-scan'), `the file name was sent: ${r.url}`);
+    assert.ok(!r.url.includes(head.toString('base64').slice(0, 16)), `image bytes in a URL: ${r.url}`);
+    for (const v of Object.values(r.headers)) assert.ok(!v.includes('private-scan'), `the file name was sent in a header of ${r.url}`);
+  }
+  await context.close();
+  fs.rmSync(dir, { recursive: true, force: true });
 });
 
 test('the README serve command serves a page that classifies a file', async () => {
@@ -93,10 +150,10 @@ test('the README serve command serves a page that classifies a file', async () =
       child.on('exit', (code) => reject(new Error(`scripts/serve exited with ${code}:\n${out}`)));
     });
     assert.match(served, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    const { context, page } = await openPage(browser, served);
+    const { context, page } = await openPage(browser, `${served}?backend=cpu`);
     const [r] = await classifyInPage(page, [golden('progressive.jpg')]);
     assert.equal(r.status, 'ok', r.text);
-    assert.ok(['glioma', 'meningioma', 'notumor', 'pituitary'].includes(r.label));
+    assert.ok(CLASSES.includes(r.label));
     await context.close();
   } finally {
     process.kill(-child.pid, 'SIGTERM');

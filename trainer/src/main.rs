@@ -5,6 +5,7 @@
 
 mod bench;
 mod bench_train;
+mod calibrate;
 mod data;
 mod evaluate;
 mod evaluate_cmd;
@@ -64,6 +65,8 @@ enum Command {
     Synth(synth::Args),
     /// Evaluate an ONNX model on a dataset's test split: accuracy (95 % CI), per-class precision/recall/F1, confusion matrix.
     Evaluate(evaluate_cmd::Args),
+    /// Fit a model's temperature and its "refer for expert review" threshold on a dataset's validation split.
+    Calibrate(calibrate::Args),
     /// Measure training throughput (images/s) of a model family and write it to a JSON file.
     BenchTrain(bench_train::Args),
     /// Train a classifier on an image-folder dataset (three-stage transfer learning), export it to ONNX and evaluate it.
@@ -78,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::RandomModel(a) => random_model::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Calibrate(a) => calibrate::run(a),
         Command::Train(a) => train::run(*a),
         Command::BenchTrain(a) => bench_train::run(a),
         Command::Evaluate(a) => evaluate_cmd::run(a),

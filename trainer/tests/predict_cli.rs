@@ -27,15 +27,20 @@ fn fixtures(dir: &Path) {
 }
 
 #[test]
-fn json_output_for_jpeg_png8_png16_and_a_bad_file() {
+fn json_output_for_jpeg_png8_png16_dicom_and_a_bad_file() {
     let dir = tempdir("json");
     fixtures(&dir);
-    let out = mriscreen(&["predict", "--model", "model.onnx", "--json", "scan.jpg", "notes.png", "scan8.png", "scan16.png"], &dir);
+    // pydicom's MR_small.dcm, fetched by `scripts/setup test`.
+    let dicom = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/dicom/MR_small.dcm");
+    std::fs::copy(&dicom, dir.join("scan.dcm"))
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/setup test to fetch the DICOM test files", dicom.display()));
+    let files = ["scan.jpg", "notes.png", "scan8.png", "scan16.png", "scan.dcm"];
+    let out = mriscreen(&[&["predict", "--model", "model.onnx", "--json"][..], &files].concat(), &dir);
     assert_eq!(out.status.code(), Some(1), "a failed file makes the exit status 1");
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is one JSON document");
     let items = v.as_array().unwrap();
-    assert_eq!(items.len(), 4);
-    for (item, file) in items.iter().zip(["scan.jpg", "notes.png", "scan8.png", "scan16.png"]) {
+    assert_eq!(items.len(), files.len());
+    for (item, file) in items.iter().zip(files) {
         assert_eq!(item["file"], file);
         if file == "notes.png" {
             assert!(item["error"].as_str().unwrap().contains("text file"), "{item}");

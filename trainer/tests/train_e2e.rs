@@ -80,6 +80,28 @@ fn synth_train_export_evaluate_predict() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("mobilenet_v2_1.0") && stderr.contains("SynthTumor"), "{stderr}");
 
+    // Calibrated on the 24 validation images; the threshold is in the file.
+    let cal = json(&run.join("calibration.json"));
+    assert_eq!(cal["n"], 24);
+    let t = cal["temperature"].as_f64().unwrap();
+    let refer = cal["refer_threshold"].as_f64().unwrap();
+    assert!((0.05..=20.0).contains(&t) && (0.0..=1.0).contains(&refer), "{cal}");
+    let package = mriscreen::ModelPackage::read(&std::fs::read(&model).unwrap(), &Default::default()).unwrap();
+    assert!((f64::from(package.info.temperature) - t).abs() < 1e-5);
+    assert!(package.info.metadata.contains_key("mriscreen.refer_threshold"));
+    // `calibrate` refuses an already calibrated model and never overwrites without --force.
+    let again = run.join("again.onnx");
+    let calibrate = |out: &Path| {
+        let mut c = bin();
+        c.args(["calibrate", "--model"]).arg(&model).arg("--data").arg(dataset()).args(["--seed", "5", "--out"]).arg(out);
+        c.output().unwrap()
+    };
+    let out = calibrate(&again);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already calibrated"));
+    let out = calibrate(&model);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+
     // An existing run is never overwritten without --force.
     let out = train(&run, &["--epochs", "1,0,0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

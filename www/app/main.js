@@ -1,163 +1,145 @@
-// Page code: loads the manifest and the default model into the worker,
-// classifies the chosen files, and renders one result element per file.
-import { LOAD_MODEL, CLASSIFY } from '../shared/messages.js';
-
-const pending = new Map();
-let nextId = 1;
-let worker = startWorker();
-
-/** A fresh module worker; a crashed one is replaced by calling this again. */
-function startWorker() {
-  const w = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
-  w.onmessage = ({ data }) => {
-    const p = pending.get(data.id);
-    if (!p) return;
-    if (data.status) { p.onStatus?.(data.status); return; }
-    pending.delete(data.id);
-    if (data.error) p.reject(data.error); else p.resolve(data.result);
-  };
-  w.onerror = (e) => {
-    for (const p of pending.values()) p.reject({ kind: 'internal', message: e.message || 'the worker failed' });
-    pending.clear();
-  };
-  return w;
-}
-
-function request(type, payload, transfer = [], onStatus) {
-  const id = nextId++;
-  return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject, onStatus });
-    worker.postMessage({ id, type, ...payload }, transfer);
-  });
-}
+// Page entry: wires the model picker, the inputs, the batch queue, the
+// results (articles and table), the exports and offline use together.
+// Decoding and inference happen in the worker (app/worker-client.js).
+import { CLASSIFY } from '../shared/messages.js';
+import { WorkerClient } from './worker-client.js';
+import { Models } from './models.js';
+import { Queue } from './queue.js';
+import { renderResult, renderError, percent } from './render.js';
+import { upsertRow } from './table.js';
+import { toCsv, toJson, download, stamp } from './export.js';
+import { setupInput } from './dropzone.js';
+import { setupSamples } from './samples.js';
+import { setupOffline } from './offline.js';
 
 const $ = (sel) => document.querySelector(sel);
-const modelStatus = $('#model-status');
-const fileInput = $('#file-input');
-const results = $('#results');
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
-
+const params = new URLSearchParams(location.search);
 /** `?backend=cpu|gpu|auto` chooses the backend (default auto: WebGPU, else CPU). */
-const backendChoice = new URLSearchParams(location.search).get('backend') ?? 'auto';
+const backendChoice = ['cpu', 'gpu', 'auto'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 
-function showBackend(status) {
-  const badge = $('#backend-status');
-  badge.dataset.backend = status.kind;
-  badge.textContent = status.kind === 'gpu'
-    ? `WebGPU (${status.adapter ?? 'unknown adapter'})`
-    : status.fallback_reason ? `CPU — WebGPU not used: ${status.fallback_reason}` : 'CPU';
-  badge.dataset.reason = status.fallback_reason ?? '';
-}
-
-/** The loaded model's bytes and hash, kept to restart on the CPU after a crash. */
-let loaded = null;
-
-/** Loads `bytes` in the worker on `backend`; returns { info, backend status }. */
-function loadModel(bytes, sha256, backend) {
-  // A copy is sent so that `loaded.bytes` survives the transfer.
-  return request(LOAD_MODEL, { model: bytes.slice(0), sha256, backend }, [], (s) => { modelStatus.textContent = s; });
-}
-
-/**
- * A WebGPU failure that takes the wasm instance down (a trap, not an error)
- * leaves the worker unusable: replace it with a fresh one on the CPU.
- */
-async function restartOnCpu(reason) {
-  worker.terminate();
-  for (const p of pending.values()) p.reject({ kind: 'internal', message: 'the worker was restarted' });
-  pending.clear();
-  worker = startWorker();
-  const result = await loadModel(loaded.bytes, loaded.sha256, 'cpu');
-  result.backend.fallback_reason = reason;
-  showBackend(result.backend);
-  return result;
-}
-
-async function loadDefaultModel() {
-  const t0 = performance.now();
-  const manifestUrl = new URL('../models/manifest.json', import.meta.url);
-  const manifest = await (await fetch(manifestUrl)).json();
-  const entry = manifest.models.find((m) => m.id === manifest.default);
-  if (!entry) throw { kind: 'model', message: `manifest names default model "${manifest.default}" but does not list it` };
-  const response = await fetch(new URL(entry.file, manifestUrl));
-  if (!response.ok) throw { kind: 'model', message: `could not download ${entry.file} (HTTP ${response.status})` };
-  loaded = { bytes: await response.arrayBuffer(), sha256: entry.sha256 };
-  let info;
-  try {
-    const result = await loadModel(loaded.bytes, loaded.sha256, backendChoice);
-    info = result.info;
-    showBackend(result.backend);
-  } catch (e) {
-    if (e.kind !== 'internal' || backendChoice !== 'auto') throw e;
-    ({ info } = await restartOnCpu(`WebGPU crashed while loading the model: ${e.message}`));
-  }
-  modelStatus.textContent = `${entry.name} — ${info.arch ?? 'unknown architecture'}, ${info.precision}, ` +
-    `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? 'not stated'}`;
-  modelStatus.dataset.status = 'ready';
-  modelStatus.dataset.loadMs = String(performance.now() - t0);
-  if (entry.untrained || (info.trained_on ?? '').startsWith('nothing')) {
-    const w = $('#model-warning');
-    w.textContent = 'Untrained placeholder model (random weights): its outputs mean nothing.';
-    w.hidden = false;
-  }
-  fileInput.disabled = false;
-}
-
-/** Classifies one file; after a crash of the worker, once more on the CPU. */
-async function classifyFile(bytes, name) {
-  try {
-    return await request(CLASSIFY, { name, image: bytes.slice(0) });
-  } catch (e) {
-    if (e.kind !== 'internal' || !loaded) throw e;
-    await restartOnCpu(`the worker crashed while classifying: ${e.message}`);
-    return request(CLASSIFY, { name, image: bytes });
-  }
-}
-
-function renderResult(name, r) {
-  const bars = el('div', { class: 'bars' });
-  for (const { class: cls, probability } of r.probabilities) {
-    const fill = el('span');
-    fill.style.width = `${(probability * 100).toFixed(1)}%`;
-    bars.append(el('span', {}, cls), el('span', { class: 'bar', role: 'img', 'aria-label': `${cls} ${(probability * 100).toFixed(1)} percent` }, fill),
-      el('span', { class: 'prob', 'data-class': cls, 'data-probability': String(probability) }, `${(probability * 100).toFixed(1)} %`));
-  }
-  const backend = r.backend === 'cpu' ? 'CPU' : 'WebGPU';
-  if (r.status) showBackend(r.status);
-  return el('article', {
-    class: 'result', 'data-file': name, 'data-label': r.label, 'data-backend': r.backend, 'data-status': 'ok',
-    'data-inference-ms': String(r.timings.inference_ms), 'data-total-ms': String(r.total_ms),
+const client = new WorkerClient();
+const models = new Models({
+  client, backendChoice,
+  ui: {
+    select: $('#model-select'), details: $('#model-details'), status: $('#model-status'), warning: $('#model-warning'),
+    download: $('#model-download'), progress: $('#model-progress'), progressLabel: $('#model-progress-label'),
+    progressText: $('#model-progress-text'), badge: $('#backend-status'),
   },
-    el('h3', {}, `${name}: ${r.label}`), bars,
-    el('p', { class: 'meta' }, `${r.width}×${r.height} ${r.format}; ${backend}, ${r.timings.inference_ms.toFixed(1)} ms inference, ${r.total_ms.toFixed(1)} ms total`));
+});
+
+const results = $('#results');
+const rows = $('#results-rows');
+const announcer = $('#announcer');
+/** Files kept only for multi-frame scans, to classify another frame. */
+const multiFrame = new Map();
+/** The models used in this session, for the JSON export. */
+const usedModels = {};
+
+function announce(text) {
+  announcer.textContent = text;
 }
 
-function renderError(name, e) {
-  return el('article', { class: 'result', 'data-file': name, 'data-status': 'error', role: 'alert' },
-    el('h3', {}, name), el('p', {}, `Could not classify: ${e.message ?? e}`));
-}
-
-fileInput.addEventListener('change', async () => {
-  for (const file of fileInput.files) {
-    let node;
-    try {
-      const bytes = await file.arrayBuffer();
-      node = renderResult(file.name, await classifyFile(bytes, file.name));
-    } catch (e) {
-      node = renderError(file.name, e);
-    }
-    results.prepend(node);
+/** Asks the worker; after a crash of the worker, once more on a fresh one on the CPU. */
+async function classifyBlob(blob, name, frame) {
+  const ask = async () => {
+    const image = await blob.arrayBuffer();
+    return client.request(CLASSIFY, { name, image, frame }, { transfer: [image] });
+  };
+  try {
+    return await ask();
+  } catch (e) {
+    if (e.kind !== 'internal') throw e;
+    await models.recoverOnCpu(`the worker crashed while classifying: ${e.message}`);
+    return ask();
   }
-  fileInput.value = '';
+}
+
+async function run({ record, blob, frame }) {
+  let model;
+  try {
+    model = await models.whenReady();
+  } catch (e) {
+    throw { kind: 'model', message: `no model is loaded (${e.message ?? e})` };
+  }
+  const r = await classifyBlob(blob, record.file, frame);
+  if (r.status) models.showBackend(r.status);
+  const top = Math.max(...r.probabilities.map((p) => p.probability));
+  const { entry, info, threshold } = model;
+  usedModels[entry.id] = { name: entry.name, sha256: entry.sha256, precision: entry.precision, refer_threshold: threshold.value, refer_threshold_from_manifest: threshold.fromManifest };
+  Object.assign(record, {
+    label: r.label, topProbability: top, refer: top < threshold.value, threshold: threshold.value,
+    probabilities: Object.fromEntries(r.probabilities.map((p) => [p.class, p.probability])),
+    backend: r.backend, inferenceMs: r.timings.inference_ms, totalMs: r.total_ms,
+    format: r.format, width: r.width, height: r.height, frame: r.frame ?? 0, frames: r.frames ?? 1, model: entry.id,
+    error: undefined, errorKind: undefined,
+  });
+  if (record.frames > 1) multiFrame.set(record.seq, blob);
+  const article = renderResult(record, r, {
+    threshold, temperature: info.temperature, blob,
+    onFrame: (f) => queue.again(record, multiFrame.get(record.seq), f),
+  });
+  show(record, article);
+  announce(`${record.file}: ${r.label}, ${percent(top, 0)}${record.refer ? ', refer for expert review' : ''}.`);
+}
+
+/** Puts a result article in place of the scan's previous one, or first in the list. */
+function show(record, article) {
+  const old = document.getElementById(`result-${record.seq}`);
+  if (!old) { results.prepend(article); return; }
+  // Keep keyboard focus on the same control (e.g. the frame slider) in the new result.
+  const focusedId = old.contains(document.activeElement) ? document.activeElement.id : '';
+  old.replaceWith(article);
+  if (focusedId) document.getElementById(focusedId)?.focus();
+}
+
+const queue = new Queue({
+  run,
+  onChange(record, finished) {
+    if (record) upsertRow(rows, record);
+    if (finished && record.status === 'error') {
+      show(record, renderError(record));
+      announce(`${record.file}: could not classify: ${record.error}`);
+    }
+    updateToolbar();
+  },
 });
 
-loadDefaultModel().catch((e) => {
-  modelStatus.textContent = `The model could not be loaded: ${e.message ?? e}`;
-  modelStatus.dataset.status = 'error';
+function updateToolbar() {
+  const status = $('#queue-status');
+  const bar = $('#queue-progress');
+  const counts = { ok: 0, error: 0, cancelled: 0 };
+  for (const r of queue.records) if (r.status in counts) counts[r.status]++;
+  const busy = queue.running || queue.waiting;
+  if (busy) {
+    const total = queue.finished + queue.waiting + (queue.running ? 1 : 0);
+    status.textContent = `Classifying ${queue.finished + 1} of ${total}` + (queue.waiting ? ` (${queue.waiting} waiting)…` : '…');
+    bar.max = total;
+    bar.value = queue.finished;
+    bar.hidden = false;
+  } else {
+    status.textContent = queue.records.length
+      ? `Done: ${counts.ok} classified, ${counts.error} failed${counts.cancelled ? `, ${counts.cancelled} cancelled` : ''}.`
+      : 'No scans yet.';
+    bar.hidden = true;
+  }
+  status.dataset.state = busy ? 'busy' : 'idle';
+  $('#cancel-button').disabled = queue.waiting === 0;
+  const any = counts.ok + counts.error > 0;
+  $('#export-csv').disabled = !any;
+  $('#export-json').disabled = !any;
+}
+
+$('#cancel-button').addEventListener('click', () => {
+  const n = queue.cancel();
+  announce(`${n} waiting scan${n === 1 ? '' : 's'} cancelled; the one being classified finishes.`);
 });
+$('#export-csv').addEventListener('click', () => download(toCsv(queue.records), 'text/csv;charset=utf-8', `mriscreen-results-${stamp()}.csv`));
+$('#export-json').addEventListener('click', () => download(toJson(queue.records, usedModels), 'application/json', `mriscreen-results-${stamp()}.json`));
+
+setupInput({ zone: $('#drop-zone'), input: $('#file-input'), onFiles: (files) => queue.add(files) });
+setupSamples({
+  box: $('#samples'), buttons: $('#sample-buttons'),
+  onFile: (file, error) => (file ? queue.add([file]) : announce(error)),
+});
+models.start(params.get('model'));
+setupOffline({ status: $('#offline-status'), button: $('#update-button') });

@@ -1,5 +1,20 @@
 // The page <-> worker protocol. Every request carries an `id`; the worker
-// answers with { id, status } progress messages, then { id, result } or
-// { id, error: { kind, message } }.
-export const LOAD_MODEL = 'load-model';   // { model: ArrayBuffer, sha256, overrides, backend } -> { info, backend }
-export const CLASSIFY = 'classify';       // { name, image: ArrayBuffer } -> prediction
+// answers with any number of { id, status, progress? } messages, then exactly
+// one { id, result } or { id, error: { kind, message } }.
+// See www/README.md for the payloads.
+
+/** { url, sha256, bytes?, backend, overrides? } or { model: ArrayBuffer, ... } -> { info, backend } */
+export const LOAD_MODEL = 'load-model';
+/** { name, image: ArrayBuffer, frame? } -> prediction */
+export const CLASSIFY = 'classify';
+
+/** Error kinds: the wasm's, plus `network` (a download failed) and `hash` (the model file does not match the manifest). */
+export const ERROR_KINDS = ['decode', 'model', 'inference', 'options', 'internal', 'network', 'hash'];
+
+// Page <-> service worker messages ({ type, ... }).
+/** page -> sw: answer with READY_OFFLINE if the precache is complete. */
+export const SW_PING = 'ping';
+/** sw -> page: { version } everything needed to run offline is cached. */
+export const SW_READY_OFFLINE = 'ready-offline';
+/** page -> waiting sw: the user agreed to the update; activate now. */
+export const SW_SKIP_WAITING = 'skip-waiting';

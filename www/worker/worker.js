@@ -1,6 +1,7 @@
 // Module Web Worker: owns the wasm module and the loaded model, so the page
-// never blocks on decoding or inference. Requests are handled one at a time,
-// in arrival order.
+// never blocks on downloading, decoding or inference. Requests are handled
+// one at a time, in arrival order; progress is posted as { id, status,
+// progress } and every request ends with one { id, result } or { id, error }.
 import init, { MriScreen } from '../pkg/mriscreen.js';
 import { LOAD_MODEL, CLASSIFY } from '../shared/messages.js';
 
@@ -8,32 +9,94 @@ let ready = null;   // Promise of the initialised wasm module (lazy, once)
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();
 
+const HASH_MISMATCH = /SHA-256 is [0-9a-f]+ but [0-9a-f]+ was expected/i;
+
 function errorOf(e) {
-  if (e && typeof e === 'object' && 'kind' in e) return { kind: e.kind, message: e.message };
-  return { kind: 'internal', message: String(e && e.message || e) };
+  if (e && typeof e === 'object' && 'kind' in e) {
+    const message = String(e.message);
+    if (e.kind === 'model' && HASH_MISMATCH.test(message)) return { kind: 'hash', message };
+    return { kind: String(e.kind), message };
+  }
+  return { kind: 'internal', message: String((e && e.message) || e) };
+}
+
+/** Downloads `url`, posting { loaded, total } as it streams. */
+async function download(id, url, expectedBytes) {
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw { kind: 'network', message: `could not download ${url}: ${e.message} (offline, and not cached yet?)` };
+  }
+  if (!response.ok) throw { kind: 'network', message: `could not download ${url} (HTTP ${response.status})` };
+  const total = Number(response.headers.get('Content-Length')) || expectedBytes || 0;
+  if (!response.body) {
+    const buf = new Uint8Array(await response.arrayBuffer());
+    postMessage({ id, status: 'downloading the model', progress: { loaded: buf.length, total: buf.length } });
+    return buf;
+  }
+  const reader = response.body.getReader();
+  const parts = [];
+  let loaded = 0;
+  let lastPost = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    parts.push(value);
+    loaded += value.length;
+    const now = performance.now();
+    if (now - lastPost > 50) {
+      lastPost = now;
+      postMessage({ id, status: 'downloading the model', progress: { loaded, total } });
+    }
+  }
+  postMessage({ id, status: 'downloading the model', progress: { loaded, total: Math.max(total, loaded) } });
+  const bytes = new Uint8Array(loaded);
+  let at = 0;
+  for (const p of parts) { bytes.set(p, at); at += p.length; }
+  return bytes;
+}
+
+/** A Uint8Array that owns its whole buffer (so it can be transferred), whatever form serde gave. */
+function bytesOf(v) {
+  if (!(v instanceof Uint8Array)) return Uint8Array.from(v ?? []);
+  return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : v.slice();
+}
+
+async function loadModel(id, args) {
+  const bytes = args.url ? await download(id, args.url, args.bytes) : new Uint8Array(args.model);
+  postMessage({ id, status: 'checking the SHA-256 and loading the model' });
+  const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend: args.backend ?? 'auto' };
+  const next = await MriScreen.create(bytes, options);
+  screen?.free();
+  screen = next;
+  return { result: { info: screen.info(), backend: screen.status() } };
+}
+
+async function classify(id, args) {
+  if (!screen) throw { kind: 'model', message: 'no model is loaded yet' };
+  postMessage({ id, status: `classifying ${args.name}` });
+  const t0 = performance.now();
+  const options = args.frame == null ? undefined : { frame: args.frame };
+  const p = await screen.classify(new Uint8Array(args.image), options);
+  p.total_ms = performance.now() - t0;
+  p.status = screen.status();
+  const transfer = [];
+  if (p.preview) { p.preview.pixels = bytesOf(p.preview.pixels); transfer.push(p.preview.pixels.buffer); }
+  if (p.heatmap) { p.heatmap.values = bytesOf(p.heatmap.values); transfer.push(p.heatmap.values.buffer); }
+  return { result: p, transfer };
 }
 
 async function handle({ id, type, ...args }) {
   try {
+    if (!ready) postMessage({ id, status: 'starting the WebAssembly module' });
     ready ??= init();
     await ready;
-    if (type === LOAD_MODEL) {
-      postMessage({ id, status: 'checking and loading the model' });
-      const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend: args.backend ?? 'auto' };
-      const next = await MriScreen.create(new Uint8Array(args.model), options);
-      screen?.free();
-      screen = next;
-      postMessage({ id, result: { info: screen.info(), backend: screen.status() } });
-    } else if (type === CLASSIFY) {
-      if (!screen) throw { kind: 'model', message: 'no model is loaded yet' };
-      const t0 = performance.now();
-      const prediction = await screen.classify(new Uint8Array(args.image));
-      prediction.total_ms = performance.now() - t0;
-      prediction.status = screen.status();
-      postMessage({ id, result: prediction });
-    } else {
-      throw { kind: 'internal', message: `unknown request ${type}` };
-    }
+    let answer;
+    if (type === LOAD_MODEL) answer = await loadModel(id, args);
+    else if (type === CLASSIFY) answer = await classify(id, args);
+    else throw { kind: 'internal', message: `unknown request ${type}` };
+    postMessage({ id, result: answer.result }, answer.transfer ?? []);
   } catch (e) {
     postMessage({ id, error: errorOf(e) });
   }

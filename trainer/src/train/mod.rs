@@ -73,6 +73,10 @@ pub struct Args {
     /// Label smoothing ε (0 = none).
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
+    /// Accuracy required of results not flagged "refer for expert review"; the
+    /// threshold that achieves it on the validation split goes into the model.
+    #[arg(long, default_value_t = 0.95)]
+    pub refer_target: f64,
     /// Weight the loss by inverse class frequency.
     #[arg(long)]
     pub class_weights: bool,

@@ -35,6 +35,9 @@ pub fn input_spec(size: usize) -> InputSpec {
 }
 
 fn check_args(a: &Args) -> Result<()> {
+    if !(0.0..=1.0).contains(&a.refer_target) {
+        bail!("--refer-target {} must be between 0 and 1, e.g. 0.95", a.refer_target);
+    }
     if a.size < 32 || a.size % 32 != 0 || a.size > 1024 {
         bail!("--size {} must be a multiple of 32 between 32 and 1024", a.size);
     }
@@ -383,10 +386,23 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     let onnx_path = a.out.join("model.onnx");
     let (bytes, diff) = export(model, &info, &inputs, &onnx_path)?;
     eprintln!("exported {} ({} bytes); tract agrees within {diff:.1e} of the logit scale", onnx_path.display(), bytes.len());
+    // Temperature and refer threshold from the validation split, into the file's metadata.
+    let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target) {
+        Ok((cal, calibrated)) => {
+            crate::calibrate::write_atomic(&onnx_path, &calibrated)?;
+            std::fs::write(a.out.join("calibration.json"), serde_json::to_string_pretty(&cal)? + "\n")?;
+            eprintln!("{}", cal.summary());
+            (calibrated, Some(cal))
+        }
+        Err(e) => {
+            eprintln!("warning: not calibrated ({e:#}); temperature 1, no refer threshold");
+            (bytes, None)
+        }
+    };
 
     let evaluation = evaluate_onnx(&bytes, ds, Split::Test)?;
     std::fs::write(a.out.join("evaluation.json"), serde_json::to_string_pretty(&evaluation)? + "\n")?;
-    std::fs::write(a.out.join("model_card.md"), model_card(a, ds, &info, &evaluation, state, bytes.len()))?;
+    std::fs::write(a.out.join("model_card.md"), model_card(a, ds, &info, &evaluation, state, bytes.len(), calibration.as_ref()))?;
     println!("\n{}\n", mriscreen::DISCLAIMER);
     if let Some((s, e)) = state.best {
         println!("best validation loss {:.4} at stage {s}, epoch {e}", state.best_val_loss.unwrap_or(f64::NAN));
@@ -398,7 +414,15 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
 
 /// A short model card: what the model is, what it learned from, how well it
 /// did on how many held-out images, and what it must not be used for.
-fn model_card(a: &Args, ds: &Dataset, info: &ExportInfo, e: &crate::evaluate::Evaluation, state: &State, bytes: usize) -> String {
+fn model_card(
+    a: &Args,
+    ds: &Dataset,
+    info: &ExportInfo,
+    e: &crate::evaluate::Evaluation,
+    state: &State,
+    bytes: usize,
+    calibration: Option<&crate::calibrate::Calibration>,
+) -> String {
     let counts = |s: Split| ds.class_counts(s).iter().map(|c| c.to_string()).collect::<Vec<_>>().join(" / ");
     let mut card = format!(
         "# Model card: {arch} ({precision}, {size}×{size})\n\n\
@@ -435,6 +459,17 @@ fn model_card(a: &Args, ds: &Dataset, info: &ExportInfo, e: &crate::evaluate::Ev
         seed = a.seed,
         best = state.best.unwrap_or((0, 0)),
     );
+    card += &match calibration {
+        Some(c) => format!(
+            "## Calibration and referral (validation split, n = {})\n\nTemperature {:.3} (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}). \
+             A result whose top calibrated probability is below **{:.3}** is flagged \"refer for expert review\": \
+             on the validation split {:.1} % of images were above it and {:.1} % of those were right (target {:.0} %). \
+             A point estimate on {} images, not a guarantee.\n\n",
+            c.n, c.temperature, c.nll_before, c.nll_after, c.ece_before, c.ece_after, c.refer_threshold,
+            100.0 * c.coverage, 100.0 * c.accuracy_accepted, 100.0 * c.target_accuracy, c.n
+        ),
+        None => "## Calibration\n\nNot calibrated (too few validation images): temperature 1, no refer threshold.\n\n".into(),
+    };
     card += "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n";
     for m in &e.per_class {
         card += &format!("| {} | {:.3} | {:.3} | {:.3} | {} |\n", m.class, m.precision, m.recall, m.f1, m.support);

@@ -1,0 +1,86 @@
+// The model picker (fed by models/manifest.json), its download progress, the
+// refer threshold read from the manifest, and a tampered model file refused
+// with a visible error. On the CPU; changed sites are temporary copies of dist/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { startServer, launch, newSession, openPage, classifySample, copyDist, defaultModel } from './helpers.mjs';
+
+let browser;
+const sites = [];
+before(async () => { browser = await launch(); });
+after(async () => {
+  await browser?.close();
+  for (const s of sites) { s.server.close(); fs.rmSync(s.root, { recursive: true, force: true }); }
+});
+
+/** A copy of dist/ changed by `change(root)`, served; returns its URL. */
+async function site(change) {
+  const root = copyDist();
+  change(root);
+  const { server, url } = await startServer({ root });
+  sites.push({ server, root });
+  return url;
+}
+
+test('the picker lists the manifest, shows what each model is, and a second model with its own refer threshold', async () => {
+  const entry = defaultModel();
+  const url = await site((root) => {
+    const file = path.join(root, 'models/manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+    manifest.models.push({
+      ...entry, id: 'second', name: 'Second entry (test copy)', untrained: false, trained_on: 'SynthTumor (test fixture)',
+      test_accuracy: 0.874, test_accuracy_ci95: [0.842, 0.903], test_set_size: 400, refer_threshold: 0.05,
+    });
+    fs.writeFileSync(file, JSON.stringify(manifest));
+  });
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
+  const options = await page.$$eval('#model-select option', (os) => os.map((o) => ({ value: o.value, text: o.textContent, selected: o.selected })));
+  assert.deepEqual(options.map((o) => o.value), [entry.id, 'second']);
+  assert.ok(options[0].selected, 'the default model is chosen first');
+  const details = await page.locator('#model-details').innerText();
+  assert.match(details, new RegExp(`Precision\\s+${entry.precision}`));
+  assert.match(details, /Download size\s+[\d.]+ [MK]B/);
+  assert.match(details, /Trained on/);
+  if (entry.refer_threshold == null) assert.match(details, /90 % — a default, not validated/);
+  // The download progress bar ran to the file's size.
+  const bar = await page.$eval('#model-progress', (p) => ({ value: p.value, max: p.max }));
+  assert.equal(bar.max, entry.bytes);
+  assert.equal(bar.value, entry.bytes);
+  assert.match(await page.locator('#model-progress-text').innerText(), /100 %/);
+
+  await page.selectOption('#model-select', 'second');
+  await page.waitForSelector('#model-status[data-status=ready]');
+  assert.match(await page.locator('#model-status').innerText(), /^Second entry/);
+  const second = await page.locator('#model-details').innerText();
+  assert.match(second, /Test accuracy\s+87\.4 % \(95 % CI 84\.2 %–90\.3 %, 400 test images\)/);
+  assert.match(second, /below 5 % \(from the manifest\)/);
+  const r = await classifySample(page, 'glioma');
+  assert.equal(r.refer, 'false', 'top probability ≥ 0.05: not referred');
+  assert.match(r.text, /model second/);
+  await context.close();
+});
+
+test('a tampered model file is refused with a visible error', async () => {
+  const entry = defaultModel();
+  const url = await site((root) => {
+    const file = path.join(root, 'models', entry.file);
+    const bytes = fs.readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    fs.writeFileSync(file, bytes);
+  });
+  const { context } = await newSession(browser);
+  const page = await context.newPage();
+  await page.goto(`${url}?backend=cpu`);
+  const status = page.locator('#model-status[data-status=error]');
+  await status.waitFor({ timeout: 60_000 });
+  assert.ok(await status.isVisible());
+  assert.match(await status.innerText(), /model file does not match its manifest hash — refused/);
+  assert.equal(await status.getAttribute('data-error-kind'), 'hash');
+  // Scans added now get an error, not a result from a refused model.
+  await page.click('.sample-button[data-class="glioma"]');
+  await page.waitForSelector('.result[data-status=error]');
+  assert.match(await page.locator('.result').innerText(), /no model is loaded/);
+  await context.close();
+});

@@ -1,0 +1,292 @@
+//! Calibration and the "refer for expert review" threshold, both chosen on
+//! the validation split and written into the model's metadata.
+//!
+//! - **Temperature scaling** (Guo et al., "On Calibration of Modern Neural
+//!   Networks", ICML 2017): one scalar `T` divides every logit; `T`
+//!   minimises the negative log-likelihood of the validation labels. It
+//!   never changes the predicted class, only how sure the model says it is.
+//! - **Refer threshold** (selective classification, Geifman & El-Yaniv 2017):
+//!   sort validation images by their top calibrated probability; the
+//!   threshold is the lowest probability at which the images at or above it
+//!   are still right at least `target_accuracy` of the time. Below it the
+//!   page says "refer for expert review". It is a point estimate on a finite
+//!   validation set, not a guarantee; the achieved coverage and accuracy are
+//!   reported with the number of images.
+//! - **ECE** (expected calibration error, 15 equal-width bins) before and
+//!   after, to show what the temperature did.
+
+use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
+use crate::model_args::read_limited;
+use anyhow::{bail, Context, Result};
+use mriscreen::model::keys;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// What calibration found, written next to the model as `calibration.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    pub temperature: f64,
+    /// Validation images used.
+    pub n: usize,
+    pub nll_before: f64,
+    pub nll_after: f64,
+    pub ece_before: f64,
+    pub ece_after: f64,
+    pub refer_threshold: f64,
+    /// The accuracy asked of the images not referred.
+    pub target_accuracy: f64,
+    /// Share of validation images not referred at the threshold.
+    pub coverage: f64,
+    /// Their accuracy.
+    pub accuracy_accepted: f64,
+}
+
+fn softmax(logits: &[f32], t: f64) -> Vec<f64> {
+    let max = logits.iter().map(|&v| f64::from(v) / t).fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = logits.iter().map(|&v| (f64::from(v) / t - max).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|v| v / s).collect()
+}
+
+/// Mean negative log-likelihood of `labels` under softmax(logits / t).
+pub fn nll(logits: &[Vec<f32>], labels: &[u32], t: f64) -> f64 {
+    let total: f64 = logits.iter().zip(labels).map(|(l, &y)| -softmax(l, t)[y as usize].max(1e-300).ln()).sum();
+    total / logits.len().max(1) as f64
+}
+
+/// The temperature in [0.05, 20] minimising [`nll`]: golden-section search
+/// on log T (the NLL is convex in 1/T, so unimodal there).
+pub fn fit_temperature(logits: &[Vec<f32>], labels: &[u32]) -> f64 {
+    let f = |u: f64| nll(logits, labels, u.exp());
+    let (mut a, mut b) = (0.05f64.ln(), 20f64.ln());
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    let (mut c, mut d) = (b - g * (b - a), a + g * (b - a));
+    let (mut fc, mut fd) = (f(c), f(d));
+    for _ in 0..80 {
+        if fc < fd {
+            (b, d, fd) = (d, c, fc);
+            c = b - g * (b - a);
+            fc = f(c);
+        } else {
+            (a, c, fc) = (c, d, fd);
+            d = a + g * (b - a);
+            fd = f(d);
+        }
+    }
+    ((a + b) / 2.0).exp()
+}
+
+/// Expected calibration error with 15 equal-width confidence bins.
+pub fn ece(logits: &[Vec<f32>], labels: &[u32], t: f64) -> f64 {
+    const BINS: usize = 15;
+    let mut sum = [(0.0f64, 0.0f64, 0usize); BINS];
+    for (l, &y) in logits.iter().zip(labels) {
+        let (top, conf) = top(&softmax(l, t));
+        let bin = ((conf * BINS as f64) as usize).min(BINS - 1);
+        sum[bin].0 += conf;
+        sum[bin].1 += f64::from(u8::from(top == y as usize));
+        sum[bin].2 += 1;
+    }
+    let n = logits.len().max(1) as f64;
+    // Σ over bins of (k/n)·|mean confidence − accuracy| = Σ |Σconf − Σright| / n.
+    sum.iter().map(|&(c, a, _)| (c - a).abs() / n).sum::<f64>()
+}
+
+fn top(p: &[f64]) -> (usize, f64) {
+    p.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0))
+}
+
+/// The lowest confidence `t` such that images with confidence ≥ `t` are
+/// right at least `target` of the time (see the module docs), with the
+/// coverage and accuracy it gives. 1.0 (refer nearly everything) when no
+/// confidence level reaches the target.
+pub fn refer_threshold(confident: &[(f64, bool)], target: f64) -> (f64, f64, f64) {
+    let mut v = confident.to_vec();
+    v.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut best = None;
+    let mut right = 0usize;
+    for (k, &(conf, ok)) in v.iter().enumerate() {
+        right += usize::from(ok);
+        // Accept only at a boundary between distinct confidences.
+        let boundary = v.get(k + 1).is_none_or(|next| next.0 < conf);
+        if boundary && right as f64 / (k + 1) as f64 >= target {
+            best = Some((conf, (k + 1) as f64 / v.len() as f64, right as f64 / (k + 1) as f64));
+        }
+    }
+    best.unwrap_or((1.0, 0.0, 0.0))
+}
+
+/// Calibrates `logits` against `labels` (see the module docs).
+pub fn calibrate(logits: &[Vec<f32>], labels: &[u32], target_accuracy: f64) -> Calibration {
+    let t = fit_temperature(logits, labels);
+    let confident: Vec<(f64, bool)> = logits
+        .iter()
+        .zip(labels)
+        .map(|(l, &y)| {
+            let (k, conf) = top(&softmax(l, t));
+            (conf, k == y as usize)
+        })
+        .collect();
+    let (refer_threshold, coverage, accuracy_accepted) = refer_threshold(&confident, target_accuracy);
+    Calibration {
+        temperature: t,
+        n: logits.len(),
+        nll_before: nll(logits, labels, 1.0),
+        nll_after: nll(logits, labels, t),
+        ece_before: ece(logits, labels, 1.0),
+        ece_after: ece(logits, labels, t),
+        refer_threshold,
+        target_accuracy,
+        coverage,
+        accuracy_accepted,
+    }
+}
+
+/// Runs `bytes` (ONNX) on the validation split exactly as the page does,
+/// calibrates, and returns the report and the model with its metadata set.
+pub fn calibrate_onnx(bytes: &[u8], ds: &Dataset, target_accuracy: f64) -> Result<(Calibration, Vec<u8>)> {
+    let mut c = mriscreen::Classifier::new(bytes, &Default::default())?;
+    if c.info().classes != ds.classes {
+        bail!("the model's classes {:?} differ from the dataset's {:?}", c.info().classes, ds.classes);
+    }
+    if c.info().temperature != 1.0 {
+        bail!("the model is already calibrated (temperature {}); calibrate the uncalibrated export", c.info().temperature);
+    }
+    let idx = ds.split(Split::Val);
+    if idx.len() < 20 {
+        bail!("only {} validation images: too few to calibrate (need at least 20)", idx.len());
+    }
+    let mut logits = Vec::with_capacity(idx.len());
+    for &i in idx {
+        logits.push(mriscreen::block_on(c.classify_image(&ds.samples[i].image))?.logits);
+    }
+    let cal = calibrate(&logits, &ds.labels(Split::Val), target_accuracy);
+    let out = mriscreen::model::with_metadata(
+        bytes,
+        &[(keys::TEMPERATURE, format!("{:.6}", cal.temperature)), (keys::REFER_THRESHOLD, format!("{:.6}", cal.refer_threshold))],
+    )?;
+    Ok((cal, out))
+}
+
+impl Calibration {
+    /// One line for humans.
+    pub fn summary(&self) -> String {
+        format!(
+            "calibration on {} validation images: temperature {:.3} (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}); \
+             refer below {:.3} top probability: {:.1} % not referred, {:.1} % of those right (target {:.0} %)",
+            self.n,
+            self.temperature,
+            self.nll_before,
+            self.nll_after,
+            self.ece_before,
+            self.ece_after,
+            self.refer_threshold,
+            100.0 * self.coverage,
+            100.0 * self.accuracy_accepted,
+            100.0 * self.target_accuracy
+        )
+    }
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The uncalibrated ONNX model (as `train` exports it).
+    #[arg(long, short)]
+    model: PathBuf,
+    /// The dataset it was trained on; its validation split is used.
+    #[arg(long)]
+    data: PathBuf,
+    /// Split seed, as given to `train` (the validation split must be the same).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Share held out for validation, as given to `train`.
+    #[arg(long, default_value_t = 0.15)]
+    val_fraction: f64,
+    /// As given to `train`: drop validation images that duplicate training images.
+    #[arg(long)]
+    dedup: bool,
+    /// Accuracy required of the results that are not referred for expert review.
+    #[arg(long, default_value_t = 0.95)]
+    target_accuracy: f64,
+    /// Where to write the calibrated model (its `calibration.json` goes next to it).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Overwrite `--out` if it exists (it may be the model itself).
+    #[arg(long)]
+    force: bool,
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    if !(0.0..=1.0).contains(&a.target_accuracy) {
+        bail!("--target-accuracy must be between 0 and 1, e.g. 0.95");
+    }
+    if a.out.exists() && !a.force {
+        bail!("{} exists; pass --force to overwrite it", a.out.display());
+    }
+    let bytes = read_limited(&a.model, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)?;
+    let ds = load_dataset(&a.data, &DatasetOptions { seed: a.seed, val_fraction: a.val_fraction, dedup: a.dedup, ..Default::default() })?;
+    let (cal, out) = calibrate_onnx(&bytes, &ds, a.target_accuracy)?;
+    write_atomic(&a.out, &out)?;
+    let report = a.out.with_file_name("calibration.json");
+    std::fs::write(&report, serde_json::to_string_pretty(&cal)? + "\n").with_context(|| format!("writing {}", report.display()))?;
+    println!("{}\n{}", mriscreen::DISCLAIMER, cal.summary());
+    println!("written: {} and {}", a.out.display(), report.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overconfident_logits_get_a_temperature_above_one() {
+        // 70 % right, but logits say ~99 %: T must grow, and NLL and ECE fall.
+        let mut logits = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..100u32 {
+            logits.push(vec![6.0, 0.0, 0.0]);
+            labels.push(if i % 10 < 7 { 0 } else { 1 + i % 2 });
+        }
+        let c = calibrate(&logits, &labels, 0.95);
+        assert!(c.temperature > 2.0, "{c:?}");
+        assert!(c.nll_after < c.nll_before && c.ece_after < c.ece_before, "{c:?}");
+        // After scaling the top probability matches the 70 % accuracy.
+        let p = softmax(&logits[0], c.temperature)[0];
+        assert!((p - 0.7).abs() < 0.01, "{p}");
+    }
+
+    #[test]
+    fn well_calibrated_logits_keep_temperature_near_one() {
+        // Top probability 0.8 (logit gap ln 8 over 3 classes… two losers at 0):
+        // p = e^a / (e^a + 2) = 0.8 → a = ln 8; 80 % of labels agree.
+        let a = 8f32.ln();
+        let logits: Vec<Vec<f32>> = (0..200).map(|_| vec![a, 0.0, 0.0]).collect();
+        let labels: Vec<u32> = (0..200).map(|i| if i % 5 == 4 { 1 } else { 0 }).collect();
+        let t = fit_temperature(&logits, &labels);
+        assert!((t - 1.0).abs() < 0.01, "{t}");
+    }
+
+    #[test]
+    fn threshold_is_the_lowest_confidence_that_meets_the_target() {
+        // Confidences 0.9..0.1: the top five are right, then alternating.
+        let v: Vec<(f64, bool)> = (0..10).map(|i| (0.95 - 0.1 * i as f64, i < 5 || i % 2 == 0)).collect();
+        // Prefix accuracies: 1,1,1,1,1, 6/7 at k=7 (0.857), 5/6 at k=6 ...
+        let (t, coverage, acc) = refer_threshold(&v, 0.85);
+        assert!((t - 0.35).abs() < 1e-9 && (coverage - 0.7).abs() < 1e-9 && (acc - 6.0 / 7.0).abs() < 1e-9, "{t} {coverage} {acc}");
+        let (t, coverage, acc) = refer_threshold(&v, 1.0);
+        assert!((t - 0.55).abs() < 1e-9 && (coverage - 0.5).abs() < 1e-9 && acc == 1.0);
+        // Nothing reaches the target: refer everything.
+        assert_eq!(refer_threshold(&[(0.9, false), (0.5, false)], 0.5), (1.0, 0.0, 0.0));
+        // Ties are accepted or referred together.
+        let (t, coverage, _) = refer_threshold(&[(0.9, true), (0.8, true), (0.8, false)], 0.9);
+        assert_eq!((t, coverage), (0.9, 1.0 / 3.0));
+    }
+}

@@ -1,0 +1,226 @@
+// The model picker: reads models/manifest.json (never a hard-coded model
+// name), describes each model, and loads the chosen one in the worker with a
+// download progress bar. The worker checks the file's SHA-256 against the
+// manifest; a mismatch is refused with a visible error and the file is
+// dropped from the offline cache. A WebGPU crash restarts the worker on the CPU.
+import { LOAD_MODEL } from '../shared/messages.js';
+
+/** Used when a manifest entry has no `refer_threshold`; not validated for any model. */
+export const DEFAULT_REFER_THRESHOLD = 0.9;
+export const HASH_REFUSED = 'model file does not match its manifest hash — refused';
+
+const pct = (x, digits = 1) => `${(x * 100).toFixed(digits)} %`;
+
+export function formatBytes(n) {
+  if (!Number.isFinite(n)) return 'size unknown';
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
+}
+
+/** { value, fromManifest }: flag "refer" when the top probability is below `value`. */
+export function referThreshold(entry) {
+  const t = entry?.refer_threshold;
+  return typeof t === 'number' && t >= 0 && t <= 1 ? { value: t, fromManifest: true } : { value: DEFAULT_REFER_THRESHOLD, fromManifest: false };
+}
+
+export function accuracyText(entry) {
+  if (entry.untrained) return 'none — untrained placeholder';
+  if (typeof entry.test_accuracy !== 'number') return 'not measured';
+  const parts = [];
+  const ci = entry.test_accuracy_ci95;
+  if (Array.isArray(ci) && ci.length === 2) parts.push(`95 % CI ${pct(ci[0])}–${pct(ci[1])}`);
+  if (entry.test_set_size) parts.push(`${entry.test_set_size} test images`);
+  return parts.length ? `${pct(entry.test_accuracy)} (${parts.join(', ')})` : pct(entry.test_accuracy);
+}
+
+/** [term, description] pairs shown for the chosen model. */
+export function describe(entry) {
+  const t = referThreshold(entry);
+  return [
+    ['Name', entry.name ?? entry.id],
+    ['Architecture', entry.arch ?? 'not stated'],
+    ['Precision', entry.precision ?? 'not stated'],
+    ['Download size', formatBytes(entry.bytes)],
+    ['Test accuracy', accuracyText(entry)],
+    ['Trained on', entry.trained_on ?? 'not stated'],
+    ['Refer threshold', t.fromManifest
+      ? `top probability below ${pct(t.value, 0)} (from the manifest)`
+      : `top probability below ${pct(t.value, 0)} — a default, not validated for this model`],
+  ];
+}
+
+export async function fetchManifest() {
+  const url = new URL('../models/manifest.json', import.meta.url);
+  let response;
+  try {
+    response = await fetch(url);
+  } catch (e) {
+    throw { kind: 'network', message: `could not load models/manifest.json: ${e.message}` };
+  }
+  if (!response.ok) throw { kind: 'network', message: `could not load models/manifest.json (HTTP ${response.status})` };
+  const manifest = await response.json();
+  if (!Array.isArray(manifest.models) || manifest.models.length === 0) throw { kind: 'model', message: 'models/manifest.json lists no models' };
+  return { manifest, url };
+}
+
+/** Removes a refused file from every offline cache, so the next try downloads it again. */
+async function evictFromCaches(url) {
+  if (!('caches' in self)) return;
+  for (const name of await caches.keys()) {
+    if (name.startsWith('mriscreen-')) await (await caches.open(name)).delete(url);
+  }
+}
+
+export class Models {
+  /** The loaded model: { entry, info, threshold }, or null. */
+  current = null;
+  /** Resolves to `current` once the chosen model is loaded (rejects if it failed). */
+  ready;
+  #first;
+  #token = 0;
+  #manifest = null;
+  #manifestUrl = null;
+
+  constructor({ client, backendChoice, ui, onLoaded }) {
+    Object.assign(this, { client, backendChoice, ui, onLoaded });
+    this.ready = new Promise((resolve, reject) => { this.#first = { resolve, reject }; });
+    this.ready.catch(() => {});
+    ui.select.addEventListener('change', () => this.use(ui.select.value));
+  }
+
+  /** Loads the manifest, fills the picker, loads `?model=` or the manifest's default. */
+  async start(requestedId) {
+    try {
+      ({ manifest: this.#manifest, url: this.#manifestUrl } = await fetchManifest());
+    } catch (e) {
+      this.#fail(e);
+      this.#first.reject(e);
+      return;
+    }
+    const { select } = this.ui;
+    for (const m of this.#manifest.models) {
+      const option = new Option(`${m.name ?? m.id} — ${m.precision ?? '?'}, ${formatBytes(m.bytes)}${m.untrained ? ' (untrained)' : ''}`, m.id);
+      select.append(option);
+    }
+    const ids = this.#manifest.models.map((m) => m.id);
+    select.value = ids.includes(requestedId) ? requestedId : ids.includes(this.#manifest.default) ? this.#manifest.default : ids[0];
+    select.disabled = false;
+    this.use(select.value);
+  }
+
+  /** Switches to the model `id`; later classifications wait for it. */
+  use(id) {
+    const entry = this.#manifest.models.find((m) => m.id === id);
+    const token = ++this.#token;
+    this.current = null;
+    this.#showDetails(entry);
+    this.ready = this.#load(entry, token);
+    this.ready.catch((e) => { if (token === this.#token) this.#fail(e); });
+    this.#first.resolve(this.ready);
+    return this.ready;
+  }
+
+  /** The model to classify with: waits for the latest choice, also when it changes meanwhile. */
+  async whenReady() {
+    for (;;) {
+      const pending = this.ready;
+      const model = await pending;
+      if (pending === this.ready) return model;
+    }
+  }
+
+  /** After the worker crashed: a fresh worker with the current model on the CPU. */
+  async recoverOnCpu(reason) {
+    const entry = this.current?.entry ?? this.#manifest.models.find((m) => m.id === this.ui.select.value);
+    this.client.restart();
+    const r = await this.client.request(LOAD_MODEL, this.#payload(entry, 'cpu'));
+    r.backend.fallback_reason = reason;
+    this.showBackend(r.backend);
+    return r;
+  }
+
+  showBackend(status) {
+    const badge = this.ui.badge;
+    const reason = status.fallback_reason ?? (status.kind === 'cpu' && this.backendChoice === 'cpu' ? 'the address asks for the CPU (?backend=cpu)' : '');
+    badge.dataset.backend = status.kind;
+    badge.dataset.reason = reason;
+    badge.textContent = status.kind === 'gpu'
+      ? `WebGPU (${status.adapter ?? 'unknown adapter'})`
+      : reason ? `CPU — WebGPU not used: ${reason}` : 'CPU';
+  }
+
+  #payload(entry, backend) {
+    return { url: new URL(entry.file, this.#manifestUrl).href, sha256: entry.sha256, bytes: entry.bytes, backend };
+  }
+
+  #showDetails(entry) {
+    const { details } = this.ui;
+    details.replaceChildren();
+    for (const [term, text] of describe(entry)) {
+      const dt = document.createElement('dt');
+      const dd = document.createElement('dd');
+      dt.textContent = term;
+      dd.textContent = text;
+      details.append(dt, dd);
+    }
+  }
+
+  #setStatus(state, text) {
+    this.ui.status.dataset.status = state;
+    this.ui.status.textContent = text;
+  }
+
+  #progress(progress) {
+    const { download, progress: bar, progressText } = this.ui;
+    download.hidden = false;
+    bar.max = progress.total || 1;
+    bar.value = Math.min(progress.loaded, bar.max);
+    progressText.textContent = progress.total
+      ? `${formatBytes(progress.loaded)} of ${formatBytes(progress.total)} (${Math.round((100 * progress.loaded) / progress.total)} %)`
+      : formatBytes(progress.loaded);
+  }
+
+  async #load(entry, token) {
+    const t0 = performance.now();
+    const { status, warning } = this.ui;
+    this.#setStatus('loading', `Loading ${entry.name ?? entry.id}…`);
+    this.ui.progressLabel.textContent = 'Downloading the model';
+    delete status.dataset.loadMs;
+    warning.hidden = true;
+    const onStatus = (text, progress) => {
+      if (token !== this.#token) return;
+      if (progress) this.#progress(progress);
+      else if (status.textContent !== `${text}…`) status.textContent = `${text[0].toUpperCase()}${text.slice(1)}…`;
+    };
+    let r;
+    try {
+      r = await this.client.request(LOAD_MODEL, this.#payload(entry, this.backendChoice), { onStatus });
+    } catch (e) {
+      if (e.kind === 'hash') await evictFromCaches(this.#payload(entry).url).catch(() => {});
+      if (e.kind !== 'internal' || this.backendChoice !== 'auto') throw e;
+      r = await this.recoverOnCpu(`WebGPU crashed while loading the model: ${e.message}`);
+    }
+    if (token !== this.#token) return this.whenReady();
+    this.showBackend(r.backend);
+    this.ui.progressLabel.textContent = 'Model downloaded';
+    const { info } = r;
+    this.current = { entry, info, threshold: referThreshold(entry) };
+    this.#setStatus('ready', `${entry.name ?? entry.id} — ${info.arch ?? entry.arch ?? 'unknown architecture'}, ${info.precision}, ` +
+      `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? entry.trained_on ?? 'not stated'}`);
+    status.dataset.loadMs = String(performance.now() - t0);
+    if (entry.untrained || (info.trained_on ?? '').startsWith('nothing')) {
+      warning.textContent = 'Untrained placeholder model (random weights): its outputs mean nothing.';
+      warning.hidden = false;
+    }
+    this.onLoaded?.(this.current);
+    return this.current;
+  }
+
+  #fail(e) {
+    const message = e?.message ?? String(e);
+    this.ui.download.hidden = true;
+    this.#setStatus('error', e?.kind === 'hash'
+      ? `${HASH_REFUSED}. ${message}`
+      : `The model could not be loaded: ${message}`);
+    this.ui.status.dataset.errorKind = e?.kind ?? 'internal';
+  }
+}
