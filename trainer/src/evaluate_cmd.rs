@@ -3,7 +3,7 @@
 //! (with its 95 % interval and the number of images), per-class precision,
 //! recall and F1, and the confusion matrix, as a table and as JSON.
 
-use crate::data::{load_dataset, DatasetOptions, Split};
+use crate::data::{Split, SplitArgs};
 use crate::model_args::read_limited;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -14,15 +14,9 @@ pub struct Args {
     /// The ONNX model to evaluate.
     #[arg(long, short)]
     model: PathBuf,
-    /// Dataset folder (Kaggle layout or one folder per class); its test split is used.
-    #[arg(long)]
-    data: PathBuf,
-    /// Split seed, as given to `train` (matters only for datasets without a Testing/ folder).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Share held out for validation, as given to `train`.
-    #[arg(long, default_value_t = 0.15)]
-    val_fraction: f64,
+    /// The dataset and how `train` split it; its test split is used.
+    #[command(flatten)]
+    split: SplitArgs,
     /// Where to write the JSON report (default: print the table only).
     #[arg(long)]
     json: Option<PathBuf>,
@@ -30,17 +24,17 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let bytes = read_limited(&a.model, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)?;
-    let ds = load_dataset(&a.data, &DatasetOptions { seed: a.seed, val_fraction: a.val_fraction, ..Default::default() })?;
+    let ds = a.split.load()?;
     let info = mriscreen::ModelPackage::read(&bytes, &Default::default())?.info;
     if info.classes != ds.classes {
         bail!("the model's classes {:?} differ from the dataset's {:?}", info.classes, ds.classes);
     }
     if ds.split(Split::Test).is_empty() {
-        bail!("{} has no test images", a.data.display());
+        bail!("{} has no test images", a.split.data.display());
     }
     let evaluation = crate::train::evaluate_onnx(&bytes, &ds, Split::Test)?;
     println!("{}\n", mriscreen::DISCLAIMER);
-    println!("model {} on the test split of {}:\n{}", a.model.display(), a.data.display(), evaluation.table());
+    println!("model {} on the test split of {}:\n{}", a.model.display(), a.split.data.display(), evaluation.table());
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&evaluation)? + "\n").with_context(|| format!("writing {}", path.display()))?;
         println!("written to {}", path.display());

@@ -38,6 +38,11 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ),
         mriscreen::DISCLAIMER.to_string(),
     ];
+    // The model's "refer for expert review" threshold (see `calibrate`), if it has one.
+    let refer: Option<f32> = info.metadata.get(mriscreen::model::keys::REFER_THRESHOLD).and_then(|v| v.parse().ok());
+    if let Some(t) = refer {
+        notes.push(format!("refer for expert review: when the top probability is below {t:.3} (the model's calibrated threshold)"));
+    }
     if info.is_untrained() {
         notes.push("WARNING: untrained placeholder model (random weights): its outputs mean nothing.".into());
     }
@@ -63,33 +68,47 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect();
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if args.json {
-        let out: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r)).collect();
+        let out: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r, refer)).collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_table(&info.classes, &results);
+        print_table(&info.classes, &results, refer);
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn to_json(file: &str, r: &Result<Prediction>) -> Value {
+/// Whether `p` is flagged for expert review under `threshold`.
+fn referred(p: &Prediction, threshold: Option<f32>) -> Option<bool> {
+    let top = p.probabilities.iter().map(|c| c.probability).fold(0.0, f32::max);
+    threshold.map(|t| top < t)
+}
+
+fn to_json(file: &str, r: &Result<Prediction>, refer: Option<f32>) -> Value {
     match r {
         Ok(p) => {
             let probs: Map<String, Value> =
                 p.probabilities.iter().map(|c| (c.class.clone(), json!(c.probability))).collect();
-            json!({ "file": file, "label": p.label, "probabilities": probs, "backend": p.backend })
+            let mut v = json!({ "file": file, "label": p.label, "probabilities": probs, "backend": p.backend });
+            if let Some(flag) = referred(p, refer) {
+                v["refer"] = json!(flag);
+            }
+            if p.frames > 1 {
+                v["frame"] = json!(p.frame);
+                v["frames"] = json!(p.frames);
+            }
+            v
         }
         Err(e) => json!({ "file": file, "error": format!("{e:#}") }),
     }
 }
 
-fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
+fn print_table(classes: &[String], results: &[(String, Result<Prediction>)], refer: Option<f32>) {
     let fw = results.iter().map(|(f, _)| f.len()).max().unwrap_or(4).max(4);
     let lw = classes.iter().map(String::len).max().unwrap_or(5).max(5);
     let mut header = format!("\n{:fw$}  {:lw$}", "file", "label");
     for c in classes {
         header += &format!("  {:>w$}", c, w = c.len().max(6));
     }
-    println!("{header}  backend");
+    println!("{header}  {}backend", if refer.is_some() { "review  " } else { "" });
     for (file, r) in results {
         match r {
             Ok(p) => {
@@ -97,7 +116,12 @@ fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
                 for (c, cp) in classes.iter().zip(&p.probabilities) {
                     line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
                 }
-                println!("{line}  {} {:.1} ms", p.backend, p.timings.inference_ms);
+                let review = match referred(p, refer) {
+                    Some(true) => "REFER   ",
+                    Some(false) => "-       ",
+                    None => "",
+                };
+                println!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms);
             }
             Err(e) => println!("{file:fw$}  error: {e:#}"),
         }

@@ -83,6 +83,31 @@ pub struct DatasetOptions {
     pub progress: bool,
 }
 
+/// The flags that rebuild a training run's splits, for the subcommands that
+/// read a dataset after `train` (`evaluate`, `calibrate`): the same values
+/// give the same validation and test images.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SplitArgs {
+    /// Dataset folder (Kaggle layout or one folder per class).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Split seed, as given to `train`.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Share of each class held out for validation, as given to `train`.
+    #[arg(long, default_value_t = 0.15)]
+    pub val_fraction: f64,
+    /// As given to `train`: drop validation/test images that duplicate training images.
+    #[arg(long)]
+    pub dedup: bool,
+}
+
+impl SplitArgs {
+    pub fn load(&self) -> Result<Dataset> {
+        load_dataset(&self.data, &DatasetOptions { seed: self.seed, val_fraction: self.val_fraction, dedup: self.dedup, ..Default::default() })
+    }
+}
+
 impl Default for DatasetOptions {
     fn default() -> Self {
         DatasetOptions {

@@ -10,10 +10,11 @@
 //! 3. everything trains at the lowest rate.
 //!
 //! AdamW with a cosine schedule inside each stage, optional label smoothing
-//! and class weights, early stopping on validation loss with the best
-//! weights kept, a checkpoint after every epoch (atomic; `--resume` continues
-//! after a kill), per-epoch metrics in `metrics.json`, then ONNX export with
-//! self-verification and an evaluation on the test split.
+//! and class weights, early stopping when a stage's validation loss stops
+//! improving with the best weights over all stages kept, a checkpoint after
+//! every epoch (atomic; `--resume` continues after a kill), per-epoch metrics
+//! in `metrics.json`, then ONNX export with self-verification, calibration on
+//! the validation split (`calibrate`) and an evaluation on the test split.
 
 mod checkpoint;
 mod loss;
@@ -80,7 +81,9 @@ pub struct Args {
     /// Weight the loss by inverse class frequency.
     #[arg(long)]
     pub class_weights: bool,
-    /// Stop a stage after this many epochs without a better validation loss.
+    /// Stop a stage after this many epochs without a better validation loss within
+    /// that stage (a stage that unfreezes more layers often starts worse and then
+    /// recovers); the best weights over all stages are what is exported.
     #[arg(long, default_value_t = 3)]
     pub patience: usize,
     /// Seed for splits, initialisation, shuffling, augmentation and dropout.
@@ -148,8 +151,12 @@ pub struct State {
     /// Stage in progress (1-based) and epochs completed in it.
     pub stage: usize,
     pub epoch: usize,
-    /// Epochs in this stage without a better validation loss.
+    /// Epochs in this stage without a better validation loss than this stage's best.
     pub stale: usize,
+    /// This stage's best validation loss so far.
+    #[serde(default)]
+    pub stage_best: Option<f64>,
+    /// The best over all stages (its weights are in best.safetensors).
     pub best_val_loss: Option<f64>,
     pub best: Option<(usize, usize)>,
     /// Optimizer steps taken in this stage.

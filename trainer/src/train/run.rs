@@ -304,13 +304,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
             state.history.push(m);
             state.epoch += 1;
             state.steps = opt.t;
+            if state.stage_best.is_none_or(|b| val_loss < b) {
+                state.stage_best = Some(val_loss);
+                state.stale = 0;
+            } else {
+                state.stale += 1;
+            }
             if state.best_val_loss.is_none_or(|b| val_loss < b) {
                 state.best_val_loss = Some(val_loss);
                 state.best = Some((s, e + 1));
-                state.stale = 0;
                 checkpoint::save(&best_path, &snapshot(&varmap)?, &state)?;
-            } else {
-                state.stale += 1;
             }
             let mut tensors = snapshot(&varmap)?;
             tensors.extend(opt.state());
@@ -320,6 +323,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         state.stage += 1;
         state.epoch = 0;
         state.stale = 0;
+        state.stage_best = None;
         state.steps = 0;
         features_cache = None;
     }
