@@ -110,6 +110,25 @@ test('a corrupt file gets an error and the next file still works', async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('an empty file and one over the 64 MiB budget are refused before reading; the next file still works', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-huge-'));
+  const empty = path.join(dir, 'empty.png');
+  fs.writeFileSync(empty, '');
+  const huge = path.join(dir, 'huge.dcm');
+  // Sparse: 65 MiB on paper, nothing on disk.
+  fs.writeFileSync(huge, '');
+  fs.truncateSync(huge, 65 * 1024 * 1024);
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
+  const shown = await classifyInPage(page, [empty, huge, golden('grey16.png')]);
+  assert.match(shown.find((s) => s.file === 'empty.png').text, /empty \(0 bytes\)/);
+  const big = shown.find((s) => s.file === 'huge.dcm');
+  assert.equal(big.status, 'error');
+  assert.match(big.text, /over the 67108864-byte limit/);
+  assert.equal(shown.find((s) => s.file === 'grey16.png').status, 'ok');
+  await context.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
 test('privacy: during a session nothing leaves the origin, nothing is posted, no image bytes or names are sent', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-private-'));
   const scan = path.join(dir, 'private-scan-7f3a.jpg');

@@ -39,8 +39,17 @@ function announce(text) {
   announcer.textContent = text;
 }
 
+/** The wasm's per-image byte budget (src/decode.rs `Limits`): checked here too, so a huge file is never read into memory. */
+const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
+
 /** Asks the worker; after a crash of the worker, once more on a fresh one on the CPU. */
 async function classifyBlob(blob, name, frame) {
+  if (blob.size > MAX_IMAGE_BYTES) {
+    throw { kind: 'decode', message: `the file is ${blob.size} bytes, over the ${MAX_IMAGE_BYTES}-byte limit for one image; export the scan at a smaller size` };
+  }
+  if (blob.size === 0) {
+    throw { kind: 'decode', message: 'the file is empty (0 bytes); choose the image file itself, not a shortcut or a folder' };
+  }
   const ask = async () => {
     const image = await blob.arrayBuffer();
     return client.request(CLASSIFY, { name, image, frame }, { transfer: [image] });
