@@ -6,7 +6,7 @@ use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureM
 use crate::decode::{self, Limits};
 use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
 use crate::model::{LoadOptions, ModelInfo, ModelPackage};
-use crate::preprocess::{fit, luminance, robust_scale, to_tensor, Intensity};
+use crate::preprocess::{scaled, to_input};
 use crate::Error;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
@@ -144,13 +144,10 @@ impl Classifier {
     /// Classifies an already decoded image.
     pub async fn classify_image(&mut self, image: &DynamicImage) -> Result<Prediction, Error> {
         let t0 = Instant::now();
-        // The steps of `preprocess::preprocess`, keeping the scaled plane for the preview.
+        // `preprocess::preprocess` in its two halves, keeping the scaled plane for the preview.
         let spec = &self.info.input;
-        let mut plane = luminance(image);
-        if spec.intensity == Intensity::Robust {
-            robust_scale(&mut plane, 0.5, 99.5);
-        }
-        let input = to_tensor(&fit(&plane, spec.width, spec.height, spec.resize), spec);
+        let plane = scaled(image, spec);
+        let input = to_input(&plane, spec);
         let t1 = Instant::now();
         let (out, backend) = self.engine.run(&input).await?;
         let t2 = Instant::now();

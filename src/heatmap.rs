@@ -15,7 +15,7 @@
 use crate::backend::FeatureMap;
 use crate::model::pb::{ModelProto, NodeProto, TensorProto};
 use crate::model::tensor_data::values_f32;
-use crate::preprocess::{resize, Plane, Resize};
+use crate::preprocess::{letterbox_rect, resize, Plane, Resize};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -124,18 +124,13 @@ pub fn cam(features: &FeatureMap, weights: &CamWeights, class: usize) -> Option<
     Some(out)
 }
 
-/// How an image of `image_w × image_h` was placed in the `input_w × input_h`
-/// model input: the fitted size and offset (see `preprocess::fit`).
-fn placement(image_w: usize, image_h: usize, input_w: usize, input_h: usize, mode: Resize) -> (f64, f64, f64, f64) {
-    match mode {
-        Resize::Stretch => (0.0, 0.0, input_w as f64, input_h as f64),
-        Resize::Letterbox => {
-            let scale = (input_w as f64 / image_w as f64).min(input_h as f64 / image_h as f64);
-            let nw = ((image_w as f64 * scale).round() as usize).clamp(1, input_w);
-            let nh = ((image_h as f64 * scale).round() as usize).clamp(1, input_h);
-            (((input_w - nw) / 2) as f64, ((input_h - nh) / 2) as f64, nw as f64, nh as f64)
-        }
-    }
+/// Where the image sits in the model input: `(x0, y0, width, height)`.
+fn placement(g: &Geometry) -> (f64, f64, f64, f64) {
+    let (x0, y0, w, h) = match g.resize {
+        Resize::Stretch => (0, 0, g.input_w, g.input_h),
+        Resize::Letterbox => letterbox_rect(g.image_w, g.image_h, g.input_w, g.input_h),
+    };
+    (x0 as f64, y0 as f64, w as f64, h as f64)
 }
 
 /// Geometry shared by the preview and the map.
@@ -171,7 +166,7 @@ pub fn heatmap(map: &Plane, geometry: &Geometry, preview: (usize, usize), class:
     let g = geometry;
     let (pw, ph) = preview;
     let max = map.data.iter().copied().fold(0.0f32, f32::max);
-    let (x0, y0, nw, nh) = placement(g.image_w, g.image_h, g.input_w, g.input_h, g.resize);
+    let (x0, y0, nw, nh) = placement(g);
     // Feature cells per input pixel.
     let (fx, fy) = (map.width as f64 / g.input_w as f64, map.height as f64 / g.input_h as f64);
     let mut values = Vec::with_capacity(pw * ph);

@@ -115,12 +115,22 @@ impl Plane {
 /// The whole pipeline: image → input tensor of `spec.len()` values laid out as
 /// `spec.shape()`.
 pub fn preprocess(image: &DynamicImage, spec: &InputSpec) -> Vec<f32> {
+    to_input(&scaled(image, spec), spec)
+}
+
+/// Steps 1–2: luminance with the spec's intensity scaling, at the image's own
+/// size (what the page's preview shows).
+pub fn scaled(image: &DynamicImage, spec: &InputSpec) -> Plane {
     let mut plane = luminance(image);
     if spec.intensity == Intensity::Robust {
         robust_scale(&mut plane, 0.5, 99.5);
     }
-    let fitted = fit(&plane, spec.width, spec.height, spec.resize);
-    to_tensor(&fitted, spec)
+    plane
+}
+
+/// Steps 3–4: a scaled plane fitted to the input size and laid out as a tensor.
+pub fn to_input(plane: &Plane, spec: &InputSpec) -> Vec<f32> {
+    to_tensor(&fit(plane, spec.width, spec.height, spec.resize), spec)
 }
 
 /// Step 1: luminance in [0, 1] (see the module docs).
@@ -195,12 +205,9 @@ pub fn fit(plane: &Plane, width: usize, height: usize, mode: Resize) -> Plane {
     match mode {
         Resize::Stretch => resize(plane, width, height),
         Resize::Letterbox => {
-            let scale = (width as f64 / plane.width as f64).min(height as f64 / plane.height as f64);
-            let nw = ((plane.width as f64 * scale).round() as usize).clamp(1, width);
-            let nh = ((plane.height as f64 * scale).round() as usize).clamp(1, height);
+            let (x0, y0, nw, nh) = letterbox_rect(plane.width, plane.height, width, height);
             let inner = resize(plane, nw, nh);
             let mut out = Plane::new(width, height);
-            let (x0, y0) = ((width - nw) / 2, (height - nh) / 2);
             for y in 0..nh {
                 let dst = (y0 + y) * width + x0;
                 out.data[dst..dst + nw].copy_from_slice(&inner.data[y * nw..(y + 1) * nw]);
@@ -208,6 +215,15 @@ pub fn fit(plane: &Plane, width: usize, height: usize, mode: Resize) -> Plane {
             out
         }
     }
+}
+
+/// Where a letterbox puts an `image_w × image_h` image inside `width × height`:
+/// `(x0, y0, fitted width, fitted height)`, centred, aspect kept.
+pub fn letterbox_rect(image_w: usize, image_h: usize, width: usize, height: usize) -> (usize, usize, usize, usize) {
+    let scale = (width as f64 / image_w as f64).min(height as f64 / image_h as f64);
+    let nw = ((image_w as f64 * scale).round() as usize).clamp(1, width);
+    let nh = ((image_h as f64 * scale).round() as usize).clamp(1, height);
+    ((width - nw) / 2, (height - nh) / 2, nw, nh)
 }
 
 /// Antialiased triangle-filter resize (Pillow's `BILINEAR`): horizontal pass,

@@ -16,11 +16,11 @@
 //!   after, to show what the temperature did.
 
 use crate::data::{Dataset, Split, SplitArgs};
-use crate::model_args::read_limited;
+use crate::model_args::{read_limited, write_atomic};
 use anyhow::{bail, Context, Result};
 use mriscreen::model::keys;
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// What calibration found, written next to the model as `calibration.json`.
@@ -42,11 +42,9 @@ pub struct Calibration {
     pub accuracy_accepted: f64,
 }
 
+/// Probabilities at temperature `t`: the same softmax the page applies.
 fn softmax(logits: &[f32], t: f64) -> Vec<f64> {
-    let max = logits.iter().map(|&v| f64::from(v) / t).fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = logits.iter().map(|&v| (f64::from(v) / t - max).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|v| v / s).collect()
+    mriscreen::softmax(logits, t as f32).into_iter().map(f64::from).collect()
 }
 
 /// Mean negative log-likelihood of `labels` under softmax(logits / t).
@@ -206,13 +204,6 @@ pub struct Args {
     /// Overwrite `--out` if it exists (it may be the model itself).
     #[arg(long)]
     force: bool,
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {

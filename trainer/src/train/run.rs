@@ -8,6 +8,7 @@ use super::{Args, EpochMetrics, State};
 use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
 use crate::evaluate::evaluate;
 use crate::export::{export, ExportInfo};
+use crate::model_args::write_atomic;
 use crate::models::{Arch, Model};
 use crate::weights::{load_into, read_state_dict};
 use anyhow::{bail, Context, Result};
@@ -332,12 +333,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
 }
 
 /// Writes via a temporary file and a rename, so readers never see half a file.
-fn write_atomic(path: &std::path::Path, text: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
 /// Pooled backbone features of a split (eval mode, no augmentation): the
 /// stage-1 cache.
 fn pooled(model: &Model, ds: &Dataset, split: Split, spec: &InputSpec, batch: usize) -> Result<Tensor> {
@@ -393,7 +388,7 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     // Temperature and refer threshold from the validation split, into the file's metadata.
     let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target) {
         Ok((cal, calibrated)) => {
-            crate::calibrate::write_atomic(&onnx_path, &calibrated)?;
+            write_atomic(&onnx_path, &calibrated)?;
             std::fs::write(a.out.join("calibration.json"), serde_json::to_string_pretty(&cal)? + "\n")?;
             eprintln!("{}", cal.summary());
             (calibrated, Some(cal))
