@@ -62,14 +62,14 @@ fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
 
 /// Input row/column for output position `o` and kernel tap `k`, if inside.
 #[inline]
-fn src(o: usize, k: usize, g: &Geometry, size: usize) -> Option<usize> {
+pub(super) fn src(o: usize, k: usize, g: &Geometry, size: usize) -> Option<usize> {
     (o * g.stride + k).checked_sub(g.pad_begin).filter(|&i| i < size)
 }
 
 /// The output positions `lo..hi` (of `out` in all) whose tap `k` reads
 /// inside an input of `size`: the inner loops then run without branches.
 #[inline]
-fn valid(k: usize, g: &Geometry, size: usize, out: usize) -> (usize, usize) {
+pub(super) fn valid(k: usize, g: &Geometry, size: usize, out: usize) -> (usize, usize) {
     // ix = o·s + k − pad ∈ [0, size)
     let lo = g.pad_begin.saturating_sub(k).div_ceil(g.stride);
     let hi = if size + g.pad_begin > k { ((size + g.pad_begin - k - 1) / g.stride + 1).min(out) } else { 0 };
@@ -90,36 +90,7 @@ impl CustomOp2 for Forward {
             candle_core::bail!("depthwise conv: weight {:?} does not fit input {:?}", l2.dims(), l1.dims());
         }
         let (ho, wo) = (g.out_size(h), g.out_size(wd));
-        let k = g.kernel;
-        let mut y = vec![0f32; n * c * ho * wo];
-        y.par_chunks_mut(ho * wo).enumerate().for_each(|(plane, out)| {
-            let ch = plane % c;
-            let xp = &x[plane * h * wd..(plane + 1) * h * wd];
-            let wp = &w[ch * k * k..(ch + 1) * k * k];
-            for oy in 0..ho {
-                for ky in 0..k {
-                    let Some(iy) = src(oy, ky, &g, h) else { continue };
-                    let row = &xp[iy * wd..(iy + 1) * wd];
-                    let out_row = &mut out[oy * wo..(oy + 1) * wo];
-                    for kx in 0..k {
-                        let wv = wp[ky * k + kx];
-                        let (lo, hi) = valid(kx, &g, wd, wo);
-                        let base = kx as isize - g.pad_begin as isize;
-                        if g.stride == 1 {
-                            let start = (lo as isize + base) as usize;
-                            for (o, &v) in out_row[lo..hi].iter_mut().zip(&row[start..start + (hi - lo)]) {
-                                *o += wv * v;
-                            }
-                        } else {
-                            for ox in lo..hi {
-                                out_row[ox] += wv * row[(ox as isize * g.stride as isize + base) as usize];
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
+        Ok((CpuStorage::F32(forward(x, w, (n, c, h, wd), g)), Shape::from((n, c, ho, wo))))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad_y: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
@@ -140,37 +111,8 @@ impl CustomOp2 for InputGrad {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, h, wd) = (self.g, self.h, self.w);
         let (gy, w) = (contiguous(s1, l1, "output gradient")?, contiguous(s2, l2, "weight")?);
-        let (n, c, ho, wo) = dims4(l1, "output gradient")?;
-        let k = g.kernel;
-        let mut gx = vec![0f32; n * c * h * wd];
-        gx.par_chunks_mut(h * wd).enumerate().for_each(|(plane, out)| {
-            let ch = plane % c;
-            let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
-            let wp = &w[ch * k * k..(ch + 1) * k * k];
-            for oy in 0..ho {
-                for ky in 0..k {
-                    let Some(iy) = src(oy, ky, &g, h) else { continue };
-                    let grow = &gp[oy * wo..(oy + 1) * wo];
-                    let orow = &mut out[iy * wd..(iy + 1) * wd];
-                    for kx in 0..k {
-                        let wv = wp[ky * k + kx];
-                        let (lo, hi) = valid(kx, &g, wd, wo);
-                        let base = kx as isize - g.pad_begin as isize;
-                        if g.stride == 1 {
-                            let start = (lo as isize + base) as usize;
-                            for (o, &gv) in orow[start..start + (hi - lo)].iter_mut().zip(&grow[lo..hi]) {
-                                *o += wv * gv;
-                            }
-                        } else {
-                            for ox in lo..hi {
-                                orow[(ox as isize * g.stride as isize + base) as usize] += wv * grow[ox];
-                            }
-                        }
-                    }
-                }
-            }
-        });
-        Ok((CpuStorage::F32(gx), Shape::from((n, c, h, wd))))
+        let (n, c, _, _) = dims4(l1, "output gradient")?;
+        Ok((CpuStorage::F32(input_grad(gy, w, (n, c, h, wd), g)), Shape::from((n, c, h, wd))))
     }
 }
 
@@ -184,36 +126,130 @@ impl CustomOp2 for WeightGrad {
         let g = self.0;
         let (x, gy) = (contiguous(s1, l1, "input")?, contiguous(s2, l2, "output gradient")?);
         let (n, c, h, wd) = dims4(l1, "input")?;
-        let (_, _, ho, wo) = dims4(l2, "output gradient")?;
         let k = g.kernel;
-        let mut gw = vec![0f32; c * k * k];
-        gw.par_chunks_mut(k * k).enumerate().for_each(|(ch, out)| {
-            for b in 0..n {
-                let plane = b * c + ch;
-                let xp = &x[plane * h * wd..(plane + 1) * h * wd];
-                let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
-                for oy in 0..ho {
-                    let grow = &gp[oy * wo..(oy + 1) * wo];
-                    for ky in 0..k {
-                        let Some(iy) = src(oy, ky, &g, h) else { continue };
-                        let xrow = &xp[iy * wd..(iy + 1) * wd];
-                        for kx in 0..k {
-                            let (lo, hi) = valid(kx, &g, wd, wo);
-                            let base = kx as isize - g.pad_begin as isize;
-                            let acc: f32 = if g.stride == 1 {
-                                let start = (lo as isize + base) as usize;
-                                grow[lo..hi].iter().zip(&xrow[start..start + (hi - lo)]).map(|(a, b)| a * b).sum()
-                            } else {
-                                (lo..hi).map(|ox| grow[ox] * xrow[(ox as isize * g.stride as isize + base) as usize]).sum()
-                            };
-                            out[ky * k + kx] += acc;
+        Ok((CpuStorage::F32(weight_grad(x, gy, (n, c, h, wd), g)), Shape::from((c, 1, k, k))))
+    }
+}
+
+/// The forward kernel on raw NCHW data: x `[N,C,H,W]` (dims), w `[C,1,k,k]`.
+pub(super) fn forward(x: &[f32], w: &[f32], (n, c, h, wd): (usize, usize, usize, usize), g: Geometry) -> Vec<f32> {
+    let (ho, wo) = (g.out_size(h), g.out_size(wd));
+    let k = g.kernel;
+    let mut y = vec![0f32; n * c * ho * wo];
+    y.par_chunks_mut(ho * wo).enumerate().for_each(|(plane, out)| {
+        let ch = plane % c;
+        let xp = &x[plane * h * wd..(plane + 1) * h * wd];
+        let wp = &w[ch * k * k..(ch + 1) * k * k];
+        for oy in 0..ho {
+            for ky in 0..k {
+                let Some(iy) = src(oy, ky, &g, h) else { continue };
+                let row = &xp[iy * wd..(iy + 1) * wd];
+                let out_row = &mut out[oy * wo..(oy + 1) * wo];
+                for kx in 0..k {
+                    let wv = wp[ky * k + kx];
+                    let (lo, hi) = valid(kx, &g, wd, wo);
+                    let base = kx as isize - g.pad_begin as isize;
+                    if g.stride == 1 {
+                        let start = (lo as isize + base) as usize;
+                        for (o, &v) in out_row[lo..hi].iter_mut().zip(&row[start..start + (hi - lo)]) {
+                            *o += wv * v;
+                        }
+                    } else {
+                        for ox in lo..hi {
+                            out_row[ox] += wv * row[(ox as isize * g.stride as isize + base) as usize];
                         }
                     }
                 }
             }
-        });
-        Ok((CpuStorage::F32(gw), Shape::from((c, 1, k, k))))
+        }
+    });
+    y
+}
+
+/// The input gradient from the output gradient `gy` `[N,C,Ho,Wo]`; dims are the input's.
+pub(super) fn input_grad(gy: &[f32], w: &[f32], (n, c, h, wd): (usize, usize, usize, usize), g: Geometry) -> Vec<f32> {
+    let (ho, wo) = (g.out_size(h), g.out_size(wd));
+    let k = g.kernel;
+    let mut gx = vec![0f32; n * c * h * wd];
+    gx.par_chunks_mut(h * wd).enumerate().for_each(|(plane, out)| {
+        let ch = plane % c;
+        let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
+        let wp = &w[ch * k * k..(ch + 1) * k * k];
+        for oy in 0..ho {
+            for ky in 0..k {
+                let Some(iy) = src(oy, ky, &g, h) else { continue };
+                let grow = &gp[oy * wo..(oy + 1) * wo];
+                let orow = &mut out[iy * wd..(iy + 1) * wd];
+                for kx in 0..k {
+                    let wv = wp[ky * k + kx];
+                    let (lo, hi) = valid(kx, &g, wd, wo);
+                    let base = kx as isize - g.pad_begin as isize;
+                    if g.stride == 1 {
+                        let start = (lo as isize + base) as usize;
+                        for (o, &gv) in orow[start..start + (hi - lo)].iter_mut().zip(&grow[lo..hi]) {
+                            *o += wv * gv;
+                        }
+                    } else {
+                        for ox in lo..hi {
+                            orow[(ox as isize * g.stride as isize + base) as usize] += wv * grow[ox];
+                        }
+                    }
+                }
+            }
+        }
+    });
+    gx
+}
+
+/// Σ a·b in eight independent lanes (a plain `.sum()` is one serial chain
+/// of additions, which the compiler may not reorder).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac.remainder().iter().zip(bc.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
     }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The weight gradient `[C,1,k,k]` from input `x` and output gradient `gy`; dims are the input's.
+pub(super) fn weight_grad(x: &[f32], gy: &[f32], (n, c, h, wd): (usize, usize, usize, usize), g: Geometry) -> Vec<f32> {
+    let (ho, wo) = (g.out_size(h), g.out_size(wd));
+    let k = g.kernel;
+    let mut gw = vec![0f32; c * k * k];
+    gw.par_chunks_mut(k * k).enumerate().for_each(|(ch, out)| {
+        for b in 0..n {
+            let plane = b * c + ch;
+            let xp = &x[plane * h * wd..(plane + 1) * h * wd];
+            let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
+            for oy in 0..ho {
+                let grow = &gp[oy * wo..(oy + 1) * wo];
+                for ky in 0..k {
+                    let Some(iy) = src(oy, ky, &g, h) else { continue };
+                    let xrow = &xp[iy * wd..(iy + 1) * wd];
+                    for kx in 0..k {
+                        let (lo, hi) = valid(kx, &g, wd, wo);
+                        let base = kx as isize - g.pad_begin as isize;
+                        let acc = if g.stride == 1 {
+                            let start = (lo as isize + base) as usize;
+                            dot(&grow[lo..hi], &xrow[start..start + (hi - lo)])
+                        } else {
+                            let mut lanes = [0f32; 8];
+                            for (i, ox) in (lo..hi).enumerate() {
+                                lanes[i % 8] += grow[ox] * xrow[(ox as isize * g.stride as isize + base) as usize];
+                            }
+                            lanes.iter().sum()
+                        };
+                        out[ky * k + kx] += acc;
+                    }
+                }
+            }
+        }
+    });
+    gw
 }
 
 /// True when `depthwise_conv2d` can run these tensors (CPU, f32).

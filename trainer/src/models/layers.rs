@@ -94,26 +94,43 @@ impl ConvBn {
     }
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
-        let ys = conv(xs, &self.weight, self.geometry, self.groups)?;
-        let fused = depthwise::supported(&ys) && ys.rank() == 4;
-        let ys = match (train && fused, self.bn.weight_and_bias()) {
-            (true, Some((gamma, beta))) => {
-                self.update_running_stats(&ys)?;
-                fused::batch_norm_train(&ys, gamma, beta, self.bn.eps())?
-            }
-            _ => self.bn.forward_t(&ys, train)?,
-        };
-        match (self.act, fused) {
-            (Act::None, _) => Ok(ys),
-            (Act::Relu6, true) => fused::relu6(&ys),
-            (Act::Relu6, false) => ys.clamp(0f32, 6f32),
+        if let (true, true, Some((gamma, beta))) = (train, depthwise::supported(xs) && xs.rank() == 4, self.bn.weight_and_bias()) {
+            // One fused op per layer (see `fused`): the convolution too where
+            // it is pointwise or depthwise, else candle's convolution first.
+            let relu6 = self.act == Act::Relu6;
+            let out = match self.fused_conv(xs)? {
+                Some(kind) => fused::conv_bn_act(xs, &self.weight, gamma, beta, kind, self.bn.eps(), relu6)?,
+                None => fused::bn_act(&conv(xs, &self.weight, self.geometry, self.groups)?, gamma, beta, self.bn.eps(), relu6)?,
+            };
+            self.update_running_stats(&out.stats, out.y.elem_count() / out.y.dim(1)?)?;
+            return Ok(out.y);
+        }
+        let ys = self.bn.forward_t(&conv(xs, &self.weight, self.geometry, self.groups)?, train)?;
+        match self.act {
+            Act::None => Ok(ys),
+            Act::Relu6 => ys.clamp(0f32, 6f32),
         }
     }
 
-    /// Running mean and (unbiased) variance, as PyTorch and candle update them.
-    fn update_running_stats(&self, ys: &Tensor) -> Result<()> {
-        let st = fused::channel_stats(&ys.detach())?;
-        let m = (ys.elem_count() / ys.dim(1)?) as f64;
+    /// The convolution the fused op can run itself, if this is one.
+    fn fused_conv(&self, xs: &Tensor) -> Result<Option<fused::Conv>> {
+        let (cout, _, kh, kw) = self.weight.dims4()?;
+        let g = self.geometry;
+        Ok(if self.groups > 1 && self.groups == xs.dim(1)? && self.groups == cout {
+            Some(fused::Conv::Depthwise(g))
+        } else if (kh, kw, g.stride, g.pad_begin, g.pad_end, self.groups) == (1, 1, 1, 0, 0, 1) {
+            Some(fused::Conv::Pointwise)
+        } else if self.groups == 1 && kh == kw {
+            Some(fused::Conv::General(g))
+        } else {
+            None
+        })
+    }
+
+    /// Running mean and (unbiased) variance from a batch's `[2, C]` statistics
+    /// over `m` values per channel, as PyTorch and candle update them.
+    fn update_running_stats(&self, st: &Tensor, m: usize) -> Result<()> {
+        let m = m as f64;
         let mom = self.bn.momentum();
         let mean = candle_core::Var::from_tensor(self.bn.running_mean())?;
         let var = candle_core::Var::from_tensor(self.bn.running_var())?;
