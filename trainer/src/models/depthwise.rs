@@ -42,21 +42,21 @@ struct InputGrad {
 }
 struct WeightGrad(Geometry);
 
-fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     let data = match s {
         CpuStorage::F32(d) => d.as_slice(),
-        _ => candle_core::bail!("depthwise conv: {what} must be f32"),
+        _ => candle_core::bail!("{what} must be f32"),
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
-        None => candle_core::bail!("depthwise conv: {what} must be contiguous"),
+        None => candle_core::bail!("{what} must be contiguous"),
     }
 }
 
-fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+pub(super) fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     match l.dims() {
         [a, b, c, d] => Ok((*a, *b, *c, *d)),
-        other => candle_core::bail!("depthwise conv: {what} must be 4-D, got {other:?}"),
+        other => candle_core::bail!("{what} must be 4-D (NCHW), got {other:?}"),
     }
 }
 
@@ -83,9 +83,9 @@ impl CustomOp2 for Forward {
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (x, w) = (contiguous(s1, l1, "input")?, contiguous(s2, l2, "weight")?);
-        let (n, c, h, wd) = dims4(l1, "input")?;
-        let (wc, one, kh, kw) = dims4(l2, "weight")?;
+        let (x, w) = (contiguous(s1, l1, "depthwise conv: input")?, contiguous(s2, l2, "depthwise conv: weight")?);
+        let (n, c, h, wd) = dims4(l1, "depthwise conv: input")?;
+        let (wc, one, kh, kw) = dims4(l2, "depthwise conv: weight")?;
         if wc != c || one != 1 || kh != g.kernel || kw != g.kernel {
             candle_core::bail!("depthwise conv: weight {:?} does not fit input {:?}", l2.dims(), l1.dims());
         }
@@ -110,8 +110,8 @@ impl CustomOp2 for InputGrad {
     /// s1 = grad_y `[N,C,Ho,Wo]`, s2 = w `[C,1,k,k]` → grad_x `[N,C,H,W]`.
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, h, wd) = (self.g, self.h, self.w);
-        let (gy, w) = (contiguous(s1, l1, "output gradient")?, contiguous(s2, l2, "weight")?);
-        let (n, c, _, _) = dims4(l1, "output gradient")?;
+        let (gy, w) = (contiguous(s1, l1, "depthwise conv: output gradient")?, contiguous(s2, l2, "depthwise conv: weight")?);
+        let (n, c, _, _) = dims4(l1, "depthwise conv: output gradient")?;
         Ok((CpuStorage::F32(input_grad(gy, w, (n, c, h, wd), g)), Shape::from((n, c, h, wd))))
     }
 }
@@ -124,10 +124,54 @@ impl CustomOp2 for WeightGrad {
     /// s1 = x `[N,C,H,W]`, s2 = grad_y `[N,C,Ho,Wo]` → grad_w `[C,1,k,k]`.
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.0;
-        let (x, gy) = (contiguous(s1, l1, "input")?, contiguous(s2, l2, "output gradient")?);
-        let (n, c, h, wd) = dims4(l1, "input")?;
+        let (x, gy) = (contiguous(s1, l1, "depthwise conv: input")?, contiguous(s2, l2, "depthwise conv: output gradient")?);
+        let (n, c, h, wd) = dims4(l1, "depthwise conv: input")?;
         let k = g.kernel;
         Ok((CpuStorage::F32(weight_grad(x, gy, (n, c, h, wd), g)), Shape::from((c, 1, k, k))))
+    }
+}
+
+/// A plane's columns regrouped by their remainder modulo the stride, so that
+/// a strided tap reads (or writes) one contiguous run and the inner loops
+/// vectorise: column s·j + p lives at phase p, index j; row iy of phase p
+/// starts at (p·h + iy)·pw. With stride 1 this is the plane itself.
+#[derive(Clone, Copy)]
+struct Phases {
+    s: usize,
+    h: usize,
+    w: usize,
+    pw: usize,
+}
+
+impl Phases {
+    fn new(g: &Geometry, h: usize, w: usize) -> Self {
+        Phases { s: g.stride, h, w, pw: w.div_ceil(g.stride) }
+    }
+
+    fn len(&self) -> usize {
+        self.s * self.h * self.pw
+    }
+
+    /// Offset of the input column that output column `lo` reads through tap `kx`.
+    fn start(&self, g: &Geometry, iy: usize, kx: usize, lo: usize) -> usize {
+        let col = lo * self.s + kx - g.pad_begin;
+        (col % self.s * self.h + iy) * self.pw + col / self.s
+    }
+
+    fn split(&self, plane: &[f32], out: &mut [f32]) {
+        for (iy, row) in plane.chunks(self.w).enumerate() {
+            for (col, &v) in row.iter().enumerate() {
+                out[(col % self.s * self.h + iy) * self.pw + col / self.s] = v;
+            }
+        }
+    }
+
+    fn merge(&self, split: &[f32], plane: &mut [f32]) {
+        for (iy, row) in plane.chunks_mut(self.w).enumerate() {
+            for (col, v) in row.iter_mut().enumerate() {
+                *v = split[(col % self.s * self.h + iy) * self.pw + col / self.s];
+            }
+        }
     }
 }
 
@@ -135,34 +179,39 @@ impl CustomOp2 for WeightGrad {
 pub(super) fn forward(x: &[f32], w: &[f32], (n, c, h, wd): (usize, usize, usize, usize), g: Geometry) -> Vec<f32> {
     let (ho, wo) = (g.out_size(h), g.out_size(wd));
     let k = g.kernel;
+    let ph = Phases::new(&g, h, wd);
     let mut y = vec![0f32; n * c * ho * wo];
-    y.par_chunks_mut(ho * wo).enumerate().for_each(|(plane, out)| {
-        let ch = plane % c;
-        let xp = &x[plane * h * wd..(plane + 1) * h * wd];
-        let wp = &w[ch * k * k..(ch + 1) * k * k];
-        for oy in 0..ho {
-            for ky in 0..k {
-                let Some(iy) = src(oy, ky, &g, h) else { continue };
-                let row = &xp[iy * wd..(iy + 1) * wd];
+    y.par_chunks_mut(ho * wo).enumerate().for_each_init(
+        || vec![0f32; if g.stride > 1 { ph.len() } else { 0 }],
+        |split, (plane, out)| {
+            let ch = plane % c;
+            let xp = &x[plane * h * wd..(plane + 1) * h * wd];
+            let xp = if g.stride > 1 {
+                ph.split(xp, split);
+                &split[..]
+            } else {
+                xp
+            };
+            let wp = &w[ch * k * k..(ch + 1) * k * k];
+            for oy in 0..ho {
                 let out_row = &mut out[oy * wo..(oy + 1) * wo];
-                for kx in 0..k {
-                    let wv = wp[ky * k + kx];
-                    let (lo, hi) = valid(kx, &g, wd, wo);
-                    let base = kx as isize - g.pad_begin as isize;
-                    if g.stride == 1 {
-                        let start = (lo as isize + base) as usize;
-                        for (o, &v) in out_row[lo..hi].iter_mut().zip(&row[start..start + (hi - lo)]) {
-                            *o += wv * v;
+                for ky in 0..k {
+                    let Some(iy) = src(oy, ky, &g, h) else { continue };
+                    for kx in 0..k {
+                        let wv = wp[ky * k + kx];
+                        let (lo, hi) = valid(kx, &g, wd, wo);
+                        if lo == hi {
+                            continue;
                         }
-                    } else {
-                        for ox in lo..hi {
-                            out_row[ox] += wv * row[(ox as isize * g.stride as isize + base) as usize];
+                        let start = ph.start(&g, iy, kx, lo);
+                        for (o, &v) in out_row[lo..hi].iter_mut().zip(&xp[start..start + (hi - lo)]) {
+                            *o += wv * v;
                         }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     y
 }
 
@@ -170,34 +219,43 @@ pub(super) fn forward(x: &[f32], w: &[f32], (n, c, h, wd): (usize, usize, usize,
 pub(super) fn input_grad(gy: &[f32], w: &[f32], (n, c, h, wd): (usize, usize, usize, usize), g: Geometry) -> Vec<f32> {
     let (ho, wo) = (g.out_size(h), g.out_size(wd));
     let k = g.kernel;
+    let ph = Phases::new(&g, h, wd);
     let mut gx = vec![0f32; n * c * h * wd];
-    gx.par_chunks_mut(h * wd).enumerate().for_each(|(plane, out)| {
-        let ch = plane % c;
-        let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
-        let wp = &w[ch * k * k..(ch + 1) * k * k];
-        for oy in 0..ho {
-            for ky in 0..k {
-                let Some(iy) = src(oy, ky, &g, h) else { continue };
+    gx.par_chunks_mut(h * wd).enumerate().for_each_init(
+        || vec![0f32; if g.stride > 1 { ph.len() } else { 0 }],
+        |split, (plane, out)| {
+            let ch = plane % c;
+            let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
+            let wp = &w[ch * k * k..(ch + 1) * k * k];
+            // With a stride, accumulate in phase order, then put columns back.
+            let acc: &mut [f32] = if g.stride > 1 {
+                split.fill(0.0);
+                split
+            } else {
+                out
+            };
+            for oy in 0..ho {
                 let grow = &gp[oy * wo..(oy + 1) * wo];
-                let orow = &mut out[iy * wd..(iy + 1) * wd];
-                for kx in 0..k {
-                    let wv = wp[ky * k + kx];
-                    let (lo, hi) = valid(kx, &g, wd, wo);
-                    let base = kx as isize - g.pad_begin as isize;
-                    if g.stride == 1 {
-                        let start = (lo as isize + base) as usize;
-                        for (o, &gv) in orow[start..start + (hi - lo)].iter_mut().zip(&grow[lo..hi]) {
-                            *o += wv * gv;
+                for ky in 0..k {
+                    let Some(iy) = src(oy, ky, &g, h) else { continue };
+                    for kx in 0..k {
+                        let wv = wp[ky * k + kx];
+                        let (lo, hi) = valid(kx, &g, wd, wo);
+                        if lo == hi {
+                            continue;
                         }
-                    } else {
-                        for ox in lo..hi {
-                            orow[(ox as isize * g.stride as isize + base) as usize] += wv * grow[ox];
+                        let start = ph.start(&g, iy, kx, lo);
+                        for (o, &gv) in acc[start..start + (hi - lo)].iter_mut().zip(&grow[lo..hi]) {
+                            *o += wv * gv;
                         }
                     }
                 }
             }
-        }
-    });
+            if g.stride > 1 {
+                ph.merge(split, out);
+            }
+        },
+    );
     gx
 }
 
@@ -219,36 +277,38 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub(super) fn weight_grad(x: &[f32], gy: &[f32], (n, c, h, wd): (usize, usize, usize, usize), g: Geometry) -> Vec<f32> {
     let (ho, wo) = (g.out_size(h), g.out_size(wd));
     let k = g.kernel;
+    let ph = Phases::new(&g, h, wd);
     let mut gw = vec![0f32; c * k * k];
-    gw.par_chunks_mut(k * k).enumerate().for_each(|(ch, out)| {
-        for b in 0..n {
-            let plane = b * c + ch;
-            let xp = &x[plane * h * wd..(plane + 1) * h * wd];
-            let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
-            for oy in 0..ho {
-                let grow = &gp[oy * wo..(oy + 1) * wo];
-                for ky in 0..k {
-                    let Some(iy) = src(oy, ky, &g, h) else { continue };
-                    let xrow = &xp[iy * wd..(iy + 1) * wd];
-                    for kx in 0..k {
-                        let (lo, hi) = valid(kx, &g, wd, wo);
-                        let base = kx as isize - g.pad_begin as isize;
-                        let acc = if g.stride == 1 {
-                            let start = (lo as isize + base) as usize;
-                            dot(&grow[lo..hi], &xrow[start..start + (hi - lo)])
-                        } else {
-                            let mut lanes = [0f32; 8];
-                            for (i, ox) in (lo..hi).enumerate() {
-                                lanes[i % 8] += grow[ox] * xrow[(ox as isize * g.stride as isize + base) as usize];
+    gw.par_chunks_mut(k * k).enumerate().for_each_init(
+        || vec![0f32; if g.stride > 1 { ph.len() } else { 0 }],
+        |split, (ch, out)| {
+            for b in 0..n {
+                let plane = b * c + ch;
+                let xp = &x[plane * h * wd..(plane + 1) * h * wd];
+                let xp = if g.stride > 1 {
+                    ph.split(xp, split);
+                    &split[..]
+                } else {
+                    xp
+                };
+                let gp = &gy[plane * ho * wo..(plane + 1) * ho * wo];
+                for oy in 0..ho {
+                    let grow = &gp[oy * wo..(oy + 1) * wo];
+                    for ky in 0..k {
+                        let Some(iy) = src(oy, ky, &g, h) else { continue };
+                        for kx in 0..k {
+                            let (lo, hi) = valid(kx, &g, wd, wo);
+                            if lo == hi {
+                                continue;
                             }
-                            lanes.iter().sum()
-                        };
-                        out[ky * k + kx] += acc;
+                            let start = ph.start(&g, iy, kx, lo);
+                            out[ky * k + kx] += dot(&grow[lo..hi], &xp[start..start + (hi - lo)]);
+                        }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     gw
 }
 

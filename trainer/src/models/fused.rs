@@ -60,19 +60,21 @@ pub fn bn_act(z: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu6: bool) 
     Ok(Fused { y, stats: saved.stats()? })
 }
 
+/// The op's storages as contiguous f32 slices and NCHW dimensions.
 fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(d) = s else { candle_core::bail!("fused layer: {what} must be f32") };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&d[a..b]),
-        None => candle_core::bail!("fused layer: {what} must be contiguous"),
-    }
+    depthwise::contiguous(s, l, &format!("fused layer: {what}"))
 }
 
 fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
-    match l.dims() {
-        [a, b, c, d] => Ok((*a, *b, *c, *d)),
-        d => candle_core::bail!("fused layer: {what} must be NCHW, got {d:?}"),
+    depthwise::dims4(l, &format!("fused layer: {what}"))
+}
+
+/// γ and β, `[2C]`, must match the `c` channels being normalised.
+fn check_params(gb: &[f32], c: usize) -> Result<()> {
+    if gb.len() != 2 * c {
+        candle_core::bail!("fused layer: {} BatchNorm parameters for {c} channels", gb.len());
     }
+    Ok(())
 }
 
 /// What the forward pass leaves for the backward pass.
@@ -453,9 +455,7 @@ impl CustomOp3 for ConvBnAct {
         let (xd, wd) = (dims4(l1, "input")?, dims4(l2, "weight")?);
         self.conv.check(xd, wd)?;
         let zd = self.conv.out_dims(xd, wd.0);
-        if gb.len() != 2 * zd.1 {
-            candle_core::bail!("fused layer: {} BatchNorm parameters for {} channels", gb.len(), zd.1);
-        }
+        check_params(gb, zd.1)?;
         let z = self.conv.forward(x, w, xd, wd.0);
         let (y, mut state) = self.bn.forward(&z, gb, zd);
         state.z = z;
@@ -519,9 +519,7 @@ impl CustomOp2 for BnAct {
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
         let (z, gb) = (slice(s1, l1, "input")?, slice(s2, l2, "gamma/beta")?);
         let zd = dims4(l1, "input")?;
-        if gb.len() != 2 * zd.1 {
-            candle_core::bail!("fused layer: {} BatchNorm parameters for {} channels", gb.len(), zd.1);
-        }
+        check_params(gb, zd.1)?;
         // The input is z itself and stays alive in the graph: no copy kept.
         let (y, state) = self.bn.forward(z, gb, zd);
         self.saved.put(state)?;
