@@ -5,8 +5,8 @@
 //! Why one op: candle's backward pass adds every gradient into a freshly
 //! zeroed tensor, so each node of the graph costs an allocation and two full
 //! passes over its activation on top of its real work, and BatchNorm alone
-//! is ~8 nodes. Profiling MobileNetV2 training showed that bookkeeping, not
-//! arithmetic, dominating. Here a layer is one node; its forward pass keeps
+//! is ~8 nodes. Profiling MobileNetV2 training showed this bookkeeping, not
+//! the arithmetic, dominating. Here a layer is one node; its forward pass keeps
 //! the convolution output `z` and the per-channel statistics, and its
 //! backward pass runs, with x̂ = (z − μ)·σ⁻¹, M = N·H·W and g the output
 //! gradient masked where ReLU6 clamps:

@@ -411,6 +411,22 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     Ok(ExitCode::SUCCESS)
 }
 
+/// The stages a run trained, in words, leaving out skipped ones (a model
+/// trained from scratch has no frozen backbone worth a head-only stage).
+fn stages_run(epochs: &[usize], lr: &[f64], top: usize) -> String {
+    let what = ["head only (backbone frozen)".to_string(), format!("top {top} blocks and head"), "all layers".to_string()];
+    let run: Vec<String> = (0..3)
+        .filter(|&i| epochs.get(i).is_some_and(|&e| e > 0))
+        .map(|i| format!("stage {}, {}: {} epochs at peak learning rate {}", i + 1, what[i], epochs[i], lr.get(i).copied().unwrap_or(0.0)))
+        .collect();
+    let skipped: Vec<String> = (0..3).filter(|&i| epochs.get(i).is_none_or(|&e| e == 0)).map(|i| (i + 1).to_string()).collect();
+    let mut text = run.join("; ");
+    if !skipped.is_empty() {
+        text += &format!(" (stage{} {} skipped)", if skipped.len() > 1 { "s" } else { "" }, skipped.join(" and "));
+    }
+    text
+}
+
 /// A short model card: what the model is, what it learned from, how well it
 /// did on how many held-out images, and what it must not be used for.
 fn model_card(
@@ -431,7 +447,7 @@ fn model_card(
          - **Images per class** ({classes}): train {train}; validation {val}; test {test}.\n\
          - **Test accuracy:** {acc:.1} % (95 % Wilson CI {lo:.1}–{hi:.1} %, n = {n} held-out images), macro-F1 {f1:.3}.\n\
          - **Input:** grey luminance, 0.5–99.5 percentile window, letterboxed to {size}×{size}, replicated to 3 channels, (x − 0.5) / 0.5.\n\
-         - **Training:** three stages (head; top {top} blocks; all), epochs {epochs:?}, peak learning rates {lr:?}, batch {batch}, AdamW (weight decay {wd}), \
+         - **Training:** {stages}; batch {batch}, AdamW (weight decay {wd}), cosine schedule per stage, \
            label smoothing {ls}, augmentation {aug}, seed {seed}; best validation loss at stage/epoch {best:?}.\n\
          - **File:** {bytes} bytes, ONNX opset 13, outputs `logits` and `features` (for the heat-map).\n\n",
         arch = info.arch.name(),
@@ -448,9 +464,7 @@ fn model_card(
         hi = 100.0 * e.accuracy_ci95[1],
         n = e.n,
         f1 = e.macro_f1,
-        top = a.unfreeze_top,
-        epochs = a.epochs,
-        lr = a.lr,
+        stages = stages_run(&a.epochs, &a.lr, a.unfreeze_top),
         batch = a.batch,
         wd = a.weight_decay,
         ls = a.label_smoothing,
@@ -493,4 +507,20 @@ pub fn evaluate_onnx(bytes: &[u8], ds: &Dataset, split: Split) -> Result<crate::
     }
     pb.finish_and_clear();
     Ok(evaluate(&ds.labels(split), &predicted, &ds.classes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stages_run;
+
+    #[test]
+    fn the_card_names_only_the_stages_that_ran() {
+        assert_eq!(
+            stages_run(&[0, 0, 40], &[0.003, 0.003, 0.003], 4),
+            "stage 3, all layers: 40 epochs at peak learning rate 0.003 (stages 1 and 2 skipped)"
+        );
+        let all = stages_run(&[3, 4, 20], &[0.001, 0.0003, 0.0002], 4);
+        assert!(all.starts_with("stage 1, head only (backbone frozen): 3 epochs at peak learning rate 0.001; stage 2, top 4 blocks and head: 4 epochs"), "{all}");
+        assert!(!all.contains("skipped"), "{all}");
+    }
 }
