@@ -384,7 +384,7 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     };
     let onnx_path = a.out.join("model.onnx");
     let (bytes, diff) = export(model, &info, &inputs, &onnx_path)?;
-    eprintln!("exported {} ({} bytes); tract agrees within {diff:.1e} of the logit scale", onnx_path.display(), bytes.len());
+    eprintln!("exported {}; tract agrees within {diff:.1e} of the logit scale", onnx_path.display());
     // Temperature and refer threshold from the validation split, into the file's metadata.
     let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target) {
         Ok((cal, calibrated)) => {
