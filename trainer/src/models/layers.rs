@@ -95,8 +95,8 @@ impl ConvBn {
 
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if let (true, true, Some((gamma, beta))) = (train, depthwise::supported(xs) && xs.rank() == 4, self.bn.weight_and_bias()) {
-            // One fused op per layer (see `fused`): the convolution too where
-            // it is pointwise or depthwise, else candle's convolution first.
+            // One fused op per layer (see `fused`), convolution included;
+            // only grouped, non-depthwise convolutions run through candle first.
             let relu6 = self.act == Act::Relu6;
             let out = match self.fused_conv(xs)? {
                 Some(kind) => fused::conv_bn_act(xs, &self.weight, gamma, beta, kind, self.bn.eps(), relu6)?,
