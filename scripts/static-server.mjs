@@ -1,6 +1,8 @@
 // A minimal static file server for the built site (dist/): correct MIME types
-// (application/wasm), a Content-Security-Policy header, no caching by the
-// browser's HTTP cache (the service worker does the caching), loopback only.
+// (application/wasm), a Content-Security-Policy header, loopback only. Every
+// answer must be revalidated (Cache-Control: no-cache) and carries an ETag,
+// so the service worker's precache of a file the page has just downloaded is
+// a 304, not a second download.
 // Used by `scripts/serve` and by the browser tests. No dependencies.
 //
 //   node scripts/static-server.mjs [--root dist] [--port 8080] [--host 127.0.0.1] [--prefix /sub/path/]
@@ -28,11 +30,22 @@ function normalisePrefix(prefix) {
 export const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; connect-src 'self'; " +
   "img-src 'self' blob: data:; style-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'";
 
+/** A validator for a file's current content: size and modification time. */
+const etagOf = (st) => `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+
+/** True when an If-None-Match header names `etag` (or is `*`). */
+function matches(ifNoneMatch, etag) {
+  if (!ifNoneMatch) return false;
+  return ifNoneMatch.split(',').map((t) => t.trim().replace(/^W\//, '')).some((t) => t === etag || t === '*');
+}
+
 /**
  * Starts a server for `root` under `prefix` (default `/`); resolves to
  * { server, url } where `url` ends with the prefix. Port 0 picks a free one.
+ * `onAnswer({ path, status, bytes })`, if given, hears of every file answer
+ * (200 with its body size, or 304).
  */
-export function serve(root, { port = 0, host = '127.0.0.1', prefix = '/' } = {}) {
+export function serve(root, { port = 0, host = '127.0.0.1', prefix = '/', onAnswer = () => {} } = {}) {
   const base = path.resolve(root);
   const mount = normalisePrefix(prefix);
   const server = http.createServer((req, res) => {
@@ -75,13 +88,19 @@ export function serve(root, { port = 0, host = '127.0.0.1', prefix = '/' } = {})
           res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
           return;
         }
+        const etag = etagOf(st2);
+        const common = { 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', ETag: etag };
+        if (matches(req.headers['if-none-match'], etag)) {
+          onAnswer({ path: requested, status: 304, bytes: 0 });
+          res.writeHead(304, common).end();
+          return;
+        }
         res.writeHead(200, {
+          ...common,
           'Content-Type': TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
           'Content-Length': st2.size,
-          'Content-Security-Policy': CSP,
-          'Cache-Control': 'no-cache',
-          'X-Content-Type-Options': 'nosniff',
         });
+        onAnswer({ path: requested, status: 200, bytes: req.method === 'HEAD' ? 0 : st2.size });
         if (req.method === 'HEAD') res.end();
         else fs.createReadStream(file).pipe(res);
       });

@@ -20,21 +20,27 @@ const MSG = { PING: 'ping', READY_OFFLINE: 'ready-offline', SKIP_WAITING: 'skip-
 
 const at = (relative) => new URL(relative, SCOPE).href;
 
-/** Shell files and the default model, fetched past the HTTP cache. */
+/**
+ * Revalidated with the server, never taken stale from the HTTP cache: a file
+ * the page has just downloaded comes back as a 304, not a second download.
+ */
+const fresh = (url) => new Request(url, { cache: 'no-cache' });
+
+/** Shell files and the default model. */
 async function precache() {
   const cache = await caches.open(CACHE);
-  await cache.addAll(SHELL.map((u) => new Request(at(u), { cache: 'reload' })));
+  await cache.addAll(SHELL.map((u) => fresh(at(u))));
   const manifestUrl = at('models/manifest.json');
   let response = await cache.match(manifestUrl);
   if (!response) {
-    await cache.add(new Request(manifestUrl, { cache: 'reload' }));
+    await cache.add(fresh(manifestUrl));
     response = await cache.match(manifestUrl);
   }
   const manifest = await response.json();
   const models = manifest.models ?? [];
   const entry = models.find((m) => m.id === manifest.default) ?? models[0];
   if (!entry) throw new Error('models/manifest.json lists no models');
-  await cache.add(new Request(new URL(entry.file, manifestUrl).href, { cache: 'reload' }));
+  await cache.add(fresh(new URL(entry.file, manifestUrl).href));
 }
 
 /** Deletes every mriscreen cache but this version's. */

@@ -20,10 +20,16 @@ const BASE_FLAGS = ['--disable-background-networking', '--disable-component-upda
 /** WebGPU in headless Chromium on a machine without a GPU: SwiftShader (DESIGN.md). */
 export const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
-/** Serves dist/ (or `root`) on a free loopback port, optionally under a sub-path. */
+/**
+ * Serves dist/ (or `root`) on a free loopback port, optionally under a
+ * sub-path; resolves to { server, url, answers }, where `answers` records
+ * every file answer ({ path, status, bytes }).
+ */
 export async function startServer({ root = DIST, prefix = '/' } = {}) {
   if (!fs.existsSync(path.join(root, 'index.html'))) throw new Error(`${root} is not built: run scripts/build-web first`);
-  return serve(root, { port: 0, prefix });
+  const answers = [];
+  const started = await serve(root, { port: 0, prefix, onAnswer: (a) => answers.push(a) });
+  return { ...started, answers };
 }
 
 /** A temporary copy of dist/ to change (a tampered model, a new version); removed by the caller. */
@@ -48,6 +54,11 @@ export function samples() {
 /** Launches headless Chromium; `extraArgs` e.g. the WebGPU flags. */
 export function launch(extraArgs = []) {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...BASE_FLAGS, ...extraArgs] });
+}
+
+/** Headless Chromium with a persistent profile in `dir` (its HTTP cache on disk); a context. */
+export function launchProfile(dir, extraArgs = []) {
+  return chromium.launchPersistentContext(dir, { executablePath: '/usr/bin/chromium', headless: true, args: [...BASE_FLAGS, ...extraArgs] });
 }
 
 /**

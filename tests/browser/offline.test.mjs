@@ -5,8 +5,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { startServer, launch, openPage, classifySample, copyDist, waitReadyOffline, DIST } from './helpers.mjs';
+import { startServer, launch, launchProfile, openPage, openContextPage, classifySample, copyDist, waitReadyOffline, defaultModel, DIST } from './helpers.mjs';
 
 let browser;
 const cleanup = [];
@@ -31,6 +32,30 @@ test('offline: after "ready offline", a reload without network classifies a samp
   assert.equal(offline.label, online.label);
   assert.deepEqual(offline.probabilities, online.probabilities);
   assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('first visit: the wasm and the model are downloaded once; the service worker revalidates them', async () => {
+  const { server, url, answers } = await startServer();
+  // A profile on disk, as a user's is: an incognito context's in-memory HTTP
+  // cache keeps no entry as large as the wasm or the model.
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-profile-'));
+  cleanup.push(() => { server.close(); fs.rmSync(profile, { recursive: true, force: true }); });
+  const context = await launchProfile(profile);
+  const { page } = await openContextPage(context, `${url}?backend=cpu`);
+  await waitReadyOffline(page);
+  const model = defaultModel();
+  for (const suffix of ['.wasm', `/${model.file.split('/').pop()}`]) {
+    const mine = answers.filter((a) => a.path.endsWith(suffix));
+    assert.equal(mine.filter((a) => a.status === 200).length, 1, `${suffix}: ${JSON.stringify(mine)}`);
+    assert.ok(mine.some((a) => a.status === 304), `${suffix}: the service worker revalidated it (${JSON.stringify(mine)})`);
+  }
+  const cached = await page.evaluate(async (file) => {
+    const name = (await caches.keys()).find((c) => c.startsWith('mriscreen-'));
+    const hit = await (await caches.open(name)).match(new URL(`models/${file}`, location.href).href);
+    return hit ? (await hit.arrayBuffer()).byteLength : 0;
+  }, model.file.split('/').pop());
+  assert.equal(cached, model.bytes, 'the cached model is the whole file');
   await context.close();
 });
 

@@ -150,5 +150,9 @@ setupSamples({
   box: $('#samples'), buttons: $('#sample-buttons'),
   onFile: (file, error) => (file ? queue.add([file]) : announce(error)),
 });
+// The service worker starts once the first model load has settled: its
+// precache then revalidates the wasm and model the page has just downloaded
+// (a 304 each) instead of downloading them a second time alongside it.
+const firstLoad = models.ready;
 models.start(params.get('model'));
-setupOffline({ status: $('#offline-status'), button: $('#update-button') });
+firstLoad.catch(() => {}).finally(() => setupOffline({ status: $('#offline-status'), button: $('#update-button') }));
