@@ -5,6 +5,7 @@
 use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
 use crate::decode::{self, Limits};
 use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
+use crate::input_check;
 use crate::model::{LoadOptions, ModelInfo, ModelPackage};
 use crate::preprocess::{scaled, to_input};
 use crate::Error;
@@ -55,6 +56,12 @@ pub struct Prediction {
     /// Where the model looked for the top class, aligned with `preview`;
     /// `None` without previews or without a `features` output.
     pub heatmap: Option<Heatmap>,
+    /// The share of the image's pixels in colour ([`input_check::colour_fraction`]).
+    #[serde(default)]
+    pub colour_fraction: f32,
+    /// A colour image: MRI slices are grey, so refer it whatever the model says.
+    #[serde(default)]
+    pub colour_input: bool,
 }
 
 /// A loaded model plus the budgets its inputs are held to.
@@ -148,6 +155,7 @@ impl Classifier {
         let spec = &self.info.input;
         let plane = scaled(image, spec);
         let input = to_input(&plane, spec);
+        let colour_fraction = input_check::colour_fraction(image);
         let t1 = Instant::now();
         let (out, backend) = self.engine.run(&input).await?;
         let t2 = Instant::now();
@@ -196,6 +204,8 @@ impl Classifier {
             features: out.features,
             preview,
             heatmap,
+            colour_fraction,
+            colour_input: input_check::is_colour(colour_fraction),
         })
     }
 }

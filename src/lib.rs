@@ -10,6 +10,7 @@ pub mod classify;
 pub mod decode;
 pub mod dicom;
 pub mod heatmap;
+pub mod input_check;
 pub mod model;
 pub mod preprocess;
 #[cfg(target_arch = "wasm32")]

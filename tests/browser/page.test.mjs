@@ -77,6 +77,24 @@ test('a synthetic sample is classified, with its class bars, refer flag and late
   await context.close();
 });
 
+test('a colour photo is referred for review whatever the model says; a grey scan is not flagged for colour', async () => {
+  const { context, page, errors } = await openPage(browser, `${url}?backend=cpu`);
+  const shown = await classifyInPage(page, [golden('progressive.jpg'), samples().find((s) => s.class === 'notumor').path]);
+  const photo = shown.find((s) => s.file === 'progressive.jpg');
+  assert.equal(photo.status, 'ok', photo.text);
+  assert.equal(photo.refer, 'true');
+  assert.match(photo.text, /Refer for expert review — this image is in colour \(\d+ % of its pixels\)/);
+  assert.match(photo.text, /trained on grey MRI only/);
+  const reasons = await page.$eval('.result[data-file="progressive.jpg"] .flag.refer', (p) => p.dataset.reasons);
+  assert.match(reasons, /\bcolour\b/);
+  const scan = shown.find((s) => s.file === 'synth-notumor.jpg');
+  assert.doesNotMatch(scan.text, /in colour/);
+  const row = await page.$eval('#results-rows tr[data-file="progressive.jpg"]', (tr) => tr.textContent);
+  assert.match(row, /refer/);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('research-use banner, and what the model was trained on', async () => {
   const entry = defaultModel();
   const { context, page } = await openPage(browser, `${url}?backend=cpu`);

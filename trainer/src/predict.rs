@@ -40,9 +40,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     ];
     // The model's "refer for expert review" threshold (see `calibrate`), if it has one.
     let refer: Option<f32> = info.metadata.get(mriscreen::model::keys::REFER_THRESHOLD).and_then(|v| v.parse().ok());
-    if let Some(t) = refer {
-        notes.push(format!("refer for expert review: when the top probability is below {t:.3} (the model's calibrated threshold)"));
-    }
+    notes.push(match refer {
+        Some(t) => format!(
+            "refer for expert review: when the top probability is below {t:.3} (the model's calibrated threshold), or the image is in colour"
+        ),
+        None => "refer for expert review: when the image is in colour (the model has no calibrated threshold, so its confidence is not checked)".into(),
+    });
     if info.is_untrained() {
         notes.push("WARNING: untrained placeholder model (random weights): its outputs mean nothing.".into());
     }
@@ -76,10 +79,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Whether `p` is flagged for expert review under `threshold`.
-fn referred(p: &Prediction, threshold: Option<f32>) -> Option<bool> {
+/// Why `p` is flagged for expert review (empty: not flagged): a colour input,
+/// or a top probability below the model's `threshold` when it has one.
+fn refer_reasons(p: &Prediction, threshold: Option<f32>) -> Vec<String> {
     let top = p.probabilities.iter().map(|c| c.probability).fold(0.0, f32::max);
-    threshold.map(|t| top < t)
+    let mut reasons = Vec::new();
+    if p.colour_input {
+        reasons.push(format!(
+            "colour image ({:.0} % of pixels): MRI slices are grey, this may not be a scan",
+            p.colour_fraction * 100.0
+        ));
+    }
+    if let Some(t) = threshold.filter(|&t| top < t) {
+        reasons.push(format!("unsure: top probability {top:.3} is below {t:.3}"));
+    }
+    reasons
 }
 
 fn to_json(file: &str, r: &Result<Prediction>, refer: Option<f32>) -> Value {
@@ -88,9 +102,12 @@ fn to_json(file: &str, r: &Result<Prediction>, refer: Option<f32>) -> Value {
             let probs: Map<String, Value> =
                 p.probabilities.iter().map(|c| (c.class.clone(), json!(c.probability))).collect();
             let mut v = json!({ "file": file, "label": p.label, "probabilities": probs, "backend": p.backend });
-            if let Some(flag) = referred(p, refer) {
-                v["refer"] = json!(flag);
+            let reasons = refer_reasons(p, refer);
+            v["refer"] = json!(!reasons.is_empty());
+            if !reasons.is_empty() {
+                v["refer_reasons"] = json!(reasons);
             }
+            v["colour_fraction"] = json!(p.colour_fraction);
             if p.frames > 1 {
                 v["frame"] = json!(p.frame);
                 v["frames"] = json!(p.frames);
@@ -108,7 +125,7 @@ fn print_table(classes: &[String], results: &[(String, Result<Prediction>)], ref
     for c in classes {
         header += &format!("  {:>w$}", c, w = c.len().max(6));
     }
-    println!("{header}  {}backend", if refer.is_some() { "review  " } else { "" });
+    println!("{header}  review  backend");
     for (file, r) in results {
         match r {
             Ok(p) => {
@@ -116,12 +133,12 @@ fn print_table(classes: &[String], results: &[(String, Result<Prediction>)], ref
                 for (c, cp) in classes.iter().zip(&p.probabilities) {
                     line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
                 }
-                let review = match referred(p, refer) {
-                    Some(true) => "REFER   ",
-                    Some(false) => "-       ",
-                    None => "",
-                };
+                let reasons = refer_reasons(p, refer);
+                let review = if reasons.is_empty() { "-       " } else { "REFER   " };
                 println!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms);
+                for reason in &reasons {
+                    println!("{:fw$}  refer: {reason}", "");
+                }
             }
             Err(e) => println!("{file:fw$}  error: {e:#}"),
         }

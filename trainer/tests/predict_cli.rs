@@ -53,10 +53,40 @@ fn json_output_for_jpeg_png8_png16_dicom_and_a_bad_file() {
         assert!((sum - 1.0).abs() <= 1e-5, "{file}: {sum}");
         assert!(probs.contains_key(item["label"].as_str().unwrap()));
         assert_eq!(item["backend"], "cpu");
+        // Grey scans (scan.jpg is grey stored as RGB, with a slight tint) are not colour
+        // inputs, and this model has no refer threshold: nothing flags them.
+        assert_eq!(item["colour_fraction"], 0.0, "{item}");
+        assert_eq!(item["refer"], false, "{item}");
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a diagnostic device"), "{stderr}");
     assert!(stderr.contains("untrained placeholder"), "{stderr}");
+}
+
+#[test]
+fn a_colour_photo_is_referred_whatever_the_model_says() {
+    let dir = tempdir("colour");
+    fixtures(&dir);
+    let photo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/progressive.jpg");
+    std::fs::copy(&photo, dir.join("photo.jpg")).unwrap();
+    let out = mriscreen(&["predict", "--model", "model.onnx", "--json", "photo.jpg", "scan8.png"], &dir);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (photo, scan) = (&v[0], &v[1]);
+    assert_eq!(photo["refer"], true, "{photo}");
+    assert!(photo["colour_fraction"].as_f64().unwrap() > 0.5, "{photo}");
+    assert!(photo["refer_reasons"][0].as_str().unwrap().contains("colour image"), "{photo}");
+    assert_eq!(scan["refer"], false, "{scan}");
+    assert!(scan.get("refer_reasons").is_none(), "{scan}");
+
+    let out = mriscreen(&["predict", "--model", "model.onnx", "photo.jpg", "scan8.png"], &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let photo_line = stdout.lines().find(|l| l.starts_with("photo.jpg")).unwrap();
+    assert!(photo_line.contains("REFER"), "{stdout}");
+    assert!(stdout.contains("refer: colour image"), "{stdout}");
+    let scan_line = stdout.lines().find(|l| l.starts_with("scan8.png")).unwrap();
+    assert!(!scan_line.contains("REFER"), "{stdout}");
+    assert!(stdout.contains("or the image is in colour") || stdout.contains("when the image is in colour"), "{stdout}");
 }
 
 #[test]

@@ -23,6 +23,7 @@ function row(r, classes) {
     top_probability: ok ? r.topProbability : '',
     refer: ok ? r.refer : '',
     refer_threshold: ok ? r.threshold : '',
+    colour_input: ok ? r.colourInput : '',
     ...Object.fromEntries(classes.map((c) => [`p_${c}`, ok ? r.probabilities[c] ?? '' : ''])),
     backend: ok ? r.backend : '',
     inference_ms: ok ? Number(r.inferenceMs.toFixed(2)) : '',

@@ -29,9 +29,16 @@ function bars(probabilities) {
 function referFlag(record, threshold) {
   const t = percent(threshold.value, 0);
   const note = threshold.fromManifest ? '' : ' (default threshold, not validated)';
-  return record.refer
-    ? el('p', { class: 'flag refer' }, `Refer for expert review — the model is unsure: ${percent(record.topProbability, 0)} is below ${t}${note}.`)
-    : el('p', { class: 'flag no-refer' }, `No referral flag: ${percent(record.topProbability, 0)} is at or above ${t}${note}. Still not a diagnosis.`);
+  if (!record.refer) {
+    return el('p', { class: 'flag no-refer' }, `No referral flag: ${percent(record.topProbability, 0)} is at or above ${t}${note}. Still not a diagnosis.`);
+  }
+  const reasons = [];
+  if (record.colourInput) {
+    reasons.push(`this image is in colour (${percent(record.colourFraction, 0)} of its pixels) — MRI slices are grey, so it may not be a scan, and the model was trained on grey MRI only`);
+  }
+  if (record.unsure) reasons.push(`the model is unsure: ${percent(record.topProbability, 0)} is below ${t}${note}`);
+  return el('p', { class: 'flag refer', 'data-reasons': [record.colourInput && 'colour', record.unsure && 'unsure'].filter(Boolean).join(' ') },
+    `Refer for expert review — ${reasons.join('; ')}.`);
 }
 
 function dicomLine(d) {
