@@ -15,6 +15,7 @@ placeholder goes.
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -55,6 +56,13 @@ if os.path.exists(cal_path):
                  f"split {100 * cal['coverage']:.1f} % of images were above it and {100 * cal['accuracy_accepted']:.1f} % "
                  f"of those were right (target {100 * cal['target_accuracy']:.0f} %). A point estimate on {cal['n']} "
                  "images, not a guarantee.\n")
+    if cal.get("familiarity_limit") is not None and "Familiarity:" not in text:
+        # A run calibrated again (`mriscreen calibrate --again`) after its card was written.
+        text = text.replace("\n\n## Per-class results", (
+            f"\n\nFamiliarity: an input whose pooled features lie at a cosine distance above "
+            f"**{cal['familiarity_limit']:.3f}** from every class centre of the {cal['familiarity_train_n']} training images is flagged "
+            "\"unlike the training images\" and referred too; the limit is the 99th percentile of the validation images' "
+            "distances, so about 1 in 100 images like the training data is referred by it.\n\n## Per-class results"), 1)
 with open(os.path.join(work, best, "dataset_report.json")) as f:
     leak = {b["splits"]: b for b in json.load(f)["leakage"]["between"]}
 tt = leak.get("train\u2013test")
@@ -83,10 +91,12 @@ for val_loss, run, e, _, val in results:
              f"({100 * lo:.1f}–{100 * hi:.1f} %) | {e['macro_f1']:.3f} | {e['n']} |\n")
 text += ("\nThe statistics report (paired tests, bootstrap intervals, an external test set) comes with a "
          "later issue.\n")
+data = open(os.path.join(models, onnx), "rb").read()
+# The card was written before calibration added metadata: give the file's size now.
+text = re.sub(r"\*\*File:\*\* \d+ bytes", f"**File:** {len(data)} bytes", text)
 with open(os.path.join(models, card), "w") as f:
     f.write(text)
 
-data = open(os.path.join(models, onnx), "rb").read()
 with open(os.path.join(work, "synthtumor", "README.md")) as f:
     synth_title = f.readline().strip("# \n")
 entry = {

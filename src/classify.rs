@@ -4,9 +4,10 @@
 
 use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
 use crate::decode::{self, Limits};
+use crate::familiar::{self, Familiarity};
 use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
 use crate::input_check;
-use crate::model::{LoadOptions, ModelInfo, ModelPackage};
+use crate::model::{keys, LoadOptions, ModelError, ModelInfo, ModelPackage};
 use crate::preprocess::{scaled, to_input};
 use crate::Error;
 use image::DynamicImage;
@@ -62,6 +63,16 @@ pub struct Prediction {
     /// A colour image: MRI slices are grey, so refer it whatever the model says.
     #[serde(default)]
     pub colour_input: bool,
+    /// Distance of the input's features to the training images
+    /// ([`familiar`]), when the model carries the statistics.
+    #[serde(default)]
+    pub familiarity_distance: Option<f32>,
+    /// The model's limit for that distance.
+    #[serde(default)]
+    pub familiarity_limit: Option<f32>,
+    /// Above the limit: unlike the training images, so refer it.
+    #[serde(default)]
+    pub unfamiliar: bool,
 }
 
 /// A loaded model plus the budgets its inputs are held to.
@@ -71,7 +82,23 @@ pub struct Classifier {
     limits: Limits,
     /// The final linear layer, for heat-maps (`None` if not found).
     cam: Option<CamWeights>,
+    /// Training-image feature statistics (`mriscreen.familiarity`), if any.
+    familiarity: Option<Familiarity>,
     previews: bool,
+}
+
+/// The model's `mriscreen.familiarity` statistics, checked against its
+/// classes and its `features` output.
+fn familiarity_of(info: &ModelInfo) -> Result<Option<Familiarity>, ModelError> {
+    let Some(value) = info.metadata.get(keys::FAMILIARITY) else { return Ok(None) };
+    let invalid = |expected: String| {
+        let shown: String = value.chars().take(60).collect();
+        ModelError::Metadata { key: keys::FAMILIARITY.into(), value: format!("{shown}…"), expected }
+    };
+    if info.features_name.is_none() {
+        return Err(invalid("the model has no `features` output to compare; export it again with one, or drop this metadata".into()));
+    }
+    Familiarity::from_json(value, info.classes.len()).map(Some).map_err(|e| invalid(format!("{e}; calibrate the model again")))
 }
 
 /// Softmax of `logits / temperature`, computed stably in f64.
@@ -88,8 +115,9 @@ impl Classifier {
     /// backend, synchronously.
     pub fn new(model: &[u8], opts: &LoadOptions) -> Result<Self, Error> {
         let package = ModelPackage::read(model, opts)?;
+        let familiarity = familiarity_of(&package.info)?;
         let engine = Engine::cpu(&package)?;
-        Ok(Self::with_engine(package, engine))
+        Ok(Self::with_engine(package, engine, familiarity))
     }
 
     /// Validates `model` and loads it on the backend `choice` asks for (see
@@ -97,13 +125,14 @@ impl Classifier {
     /// error but a CPU fallback recorded in [`status`](Self::status).
     pub async fn load(model: &[u8], opts: &LoadOptions, choice: BackendChoice) -> Result<Self, Error> {
         let package = ModelPackage::read(model, opts)?;
+        let familiarity = familiarity_of(&package.info)?;
         let engine = Engine::load(&package, choice).await?;
-        Ok(Self::with_engine(package, engine))
+        Ok(Self::with_engine(package, engine, familiarity))
     }
 
-    fn with_engine(package: ModelPackage, engine: Engine) -> Self {
+    fn with_engine(package: ModelPackage, engine: Engine, familiarity: Option<Familiarity>) -> Self {
         let cam = package.info.features_name.as_ref().and_then(|_| CamWeights::from_model(&package.proto, &package.info.logits_name));
-        Classifier { info: package.info, engine, limits: Limits::default(), cam, previews: false }
+        Classifier { info: package.info, engine, limits: Limits::default(), cam, familiarity, previews: false }
     }
 
     /// Adds a [`Preview`] and, for a model with a `features` output, a
@@ -165,6 +194,11 @@ impl Classifier {
             .enumerate()
             .max_by(|a, b| a.1.total_cmp(b.1))
             .map_or(0, |(i, _)| i);
+        let familiarity_distance = match (&self.familiarity, &out.features) {
+            (Some(stats), Some(features)) => Some(stats.distance(&familiar::pool(features))),
+            _ => None,
+        };
+        let familiarity_limit = self.familiarity.as_ref().map(|s| s.limit);
         let preview = self.previews.then(|| heatmap::preview(&plane));
         let heatmap = match (&preview, &out.features, &self.cam) {
             (Some(pv), Some(features), Some(weights)) => heatmap::cam(features, weights, best).map(|map| {
@@ -206,6 +240,9 @@ impl Classifier {
             heatmap,
             colour_fraction,
             colour_input: input_check::is_colour(colour_fraction),
+            unfamiliar: matches!((familiarity_distance, familiarity_limit), (Some(d), Some(l)) if d > l),
+            familiarity_distance,
+            familiarity_limit,
         })
     }
 }

@@ -24,6 +24,10 @@ pub mod keys {
     /// for expert review" (chosen on the validation split; see `calibrate`).
     pub const REFER_THRESHOLD: &str = "mriscreen.refer_threshold";
     pub const TRAINED_ON: &str = "mriscreen.trained_on";
+    /// Feature statistics of the training images and the distance limit
+    /// above which an input is "unlike the training images" (JSON; see
+    /// `crate::familiar`).
+    pub const FAMILIARITY: &str = "mriscreen.familiarity";
 }
 
 /// How the weights are stored in the file.

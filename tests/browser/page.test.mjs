@@ -95,6 +95,24 @@ test('a colour photo is referred for review whatever the model says; a grey scan
   await context.close();
 });
 
+test('a grey photo unlike the training images is referred as such, with the distance and the limit', async () => {
+  const camera = path.join(ROOT, '.cache/skimage/camera.png');
+  assert.ok(fs.existsSync(camera), 'scripts/setup test fetches the scikit-image photos');
+  const { context, page, errors } = await openPage(browser, `${url}?backend=cpu`);
+  const shown = await classifyInPage(page, [camera, samples().find((s) => s.class === 'glioma').path]);
+  const photo = shown.find((s) => s.file === 'camera.png');
+  assert.equal(photo.status, 'ok', photo.text);
+  assert.equal(photo.refer, 'true');
+  assert.match(photo.text, /unlike the images the model was trained on \(feature distance [\d.]+, limit [\d.]+\)/);
+  assert.doesNotMatch(photo.text, /in colour/);
+  const reasons = await page.$eval('.result[data-file="camera.png"] .flag.refer', (p) => p.dataset.reasons);
+  assert.match(reasons, /\bunfamiliar\b/);
+  const sample = shown.find((s) => s.file === 'synth-glioma.jpg');
+  assert.equal(sample.refer, 'false', sample.text);
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('research-use banner, and what the model was trained on', async () => {
   const entry = defaultModel();
   const { context, page } = await openPage(browser, `${url}?backend=cpu`);

@@ -14,6 +14,11 @@
 //!   reported with the number of images.
 //! - **ECE** (expected calibration error, 15 equal-width bins) before and
 //!   after, to show what the temperature did.
+//! - **Familiarity** (see `mriscreen::familiar`): class means of the pooled
+//!   `features` of the training split; the cosine-distance limit is the
+//!   99th percentile of the validation images' distances. An input beyond it
+//!   is "unlike the training images" and referred, however confident the
+//!   model is. Needs a model with a `features` output.
 
 use crate::data::{Dataset, Split, SplitArgs};
 use crate::model_args::{read_limited, write_atomic};
@@ -40,7 +45,14 @@ pub struct Calibration {
     pub coverage: f64,
     /// Their accuracy.
     pub accuracy_accepted: f64,
+    /// The familiarity limit (feature distance), when the model has a `features` output.
+    pub familiarity_limit: Option<f64>,
+    /// Training images its statistics were fitted on.
+    pub familiarity_train_n: usize,
 }
+
+/// Quantile of the validation images' feature distances used as the familiarity limit.
+pub const FAMILIARITY_QUANTILE: f64 = 0.99;
 
 /// Probabilities at temperature `t`: the same softmax the page applies.
 fn softmax(logits: &[f32], t: f64) -> Vec<f64> {
@@ -138,33 +150,68 @@ pub fn calibrate(logits: &[Vec<f32>], labels: &[u32], target_accuracy: f64) -> C
         target_accuracy,
         coverage,
         accuracy_accepted,
+        familiarity_limit: None,
+        familiarity_train_n: 0,
     }
 }
 
-/// Runs `bytes` (ONNX) on the validation split exactly as the page does,
-/// calibrates, and returns the report and the model with its metadata set.
-pub fn calibrate_onnx(bytes: &[u8], ds: &Dataset, target_accuracy: f64) -> Result<(Calibration, Vec<u8>)> {
+/// Runs `bytes` (ONNX) on the validation split (and, for the familiarity
+/// statistics, the training split) exactly as the page does, calibrates, and
+/// returns the report and the model with its metadata set. A model that is
+/// already calibrated is refused unless `again`: then everything is fitted
+/// afresh from its raw logits and features and replaced.
+pub fn calibrate_onnx(bytes: &[u8], ds: &Dataset, target_accuracy: f64, again: bool) -> Result<(Calibration, Vec<u8>)> {
     let mut c = mriscreen::Classifier::new(bytes, &Default::default())?;
     if c.info().classes != ds.classes {
         bail!("the model's classes {:?} differ from the dataset's {:?}", c.info().classes, ds.classes);
     }
-    if c.info().temperature != 1.0 {
-        bail!("the model is already calibrated (temperature {}); calibrate the uncalibrated export", c.info().temperature);
+    if c.info().temperature != 1.0 && !again {
+        bail!(
+            "the model is already calibrated (temperature {}); calibrate the uncalibrated export, or pass --again to fit everything afresh",
+            c.info().temperature
+        );
     }
     let idx = ds.split(Split::Val);
     if idx.len() < 20 {
         bail!("only {} validation images: too few to calibrate (need at least 20)", idx.len());
     }
-    let mut logits = Vec::with_capacity(idx.len());
-    for &i in idx {
-        logits.push(mriscreen::block_on(c.classify_image(&ds.samples[i].image))?.logits);
+    let (logits, val_features) = run_split(&mut c, ds, Split::Val)?;
+    let mut cal = calibrate(&logits, &ds.labels(Split::Val), target_accuracy);
+    let mut entries = vec![
+        (keys::TEMPERATURE, format!("{:.6}", cal.temperature)),
+        (keys::REFER_THRESHOLD, format!("{:.6}", cal.refer_threshold)),
+    ];
+    if let Some(val_features) = val_features {
+        let (_, train_features) = run_split(&mut c, ds, Split::Train)?;
+        let train_features = train_features.unwrap_or_default();
+        let stats = mriscreen::familiar::Familiarity::fit(&train_features, &ds.labels(Split::Train), ds.classes.len())
+            .context("fitting the familiarity statistics: every class needs training images")?;
+        let distances: Vec<f32> = val_features.iter().map(|f| stats.distance(f)).collect();
+        let stats = stats.with_limit(&distances, FAMILIARITY_QUANTILE);
+        cal.familiarity_limit = Some(f64::from(stats.limit));
+        cal.familiarity_train_n = train_features.len();
+        entries.push((keys::FAMILIARITY, stats.to_json()));
     }
-    let cal = calibrate(&logits, &ds.labels(Split::Val), target_accuracy);
-    let out = mriscreen::model::with_metadata(
-        bytes,
-        &[(keys::TEMPERATURE, format!("{:.6}", cal.temperature)), (keys::REFER_THRESHOLD, format!("{:.6}", cal.refer_threshold))],
-    )?;
+    let out = mriscreen::model::with_metadata(bytes, &entries)?;
     Ok((cal, out))
+}
+
+/// One vector per image.
+type Rows = Vec<Vec<f32>>;
+
+/// Logits of every image of `split`, and their pooled features when the
+/// model has a `features` output.
+fn run_split(c: &mut mriscreen::Classifier, ds: &Dataset, split: Split) -> Result<(Rows, Option<Rows>)> {
+    let idx = ds.split(split);
+    let mut logits = Vec::with_capacity(idx.len());
+    let mut features = Vec::with_capacity(idx.len());
+    for &i in idx {
+        let p = mriscreen::block_on(c.classify_image(&ds.samples[i].image))?;
+        logits.push(p.logits);
+        features.extend(p.features.as_ref().map(mriscreen::familiar::pool));
+    }
+    let complete = !features.is_empty() && features.len() == logits.len();
+    Ok((logits, complete.then_some(features)))
 }
 
 impl Calibration {
@@ -183,13 +230,20 @@ impl Calibration {
             100.0 * self.coverage,
             100.0 * self.accuracy_accepted,
             100.0 * self.target_accuracy
-        )
+        ) + &match self.familiarity_limit {
+            Some(l) => format!(
+                "; unlike the training images above feature distance {l:.3} ({:.0}th percentile on validation, statistics from {} training images)",
+                FAMILIARITY_QUANTILE * 100.0,
+                self.familiarity_train_n
+            ),
+            None => "; no familiarity check (the model has no features output)".into(),
+        }
     }
 }
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The uncalibrated ONNX model (as `train` exports it).
+    /// The ONNX model to calibrate (as `train` exports it; a calibrated one needs `--again`).
     #[arg(long, short)]
     model: PathBuf,
     /// The dataset it was trained on and how it was split; its validation split is used.
@@ -201,23 +255,30 @@ pub struct Args {
     /// Where to write the calibrated model (its `calibration.json` goes next to it).
     #[arg(long, short)]
     out: PathBuf,
-    /// Overwrite `--out` if it exists (it may be the model itself).
+    /// Overwrite `--out` and the `calibration.json` beside it if they exist
+    /// (`--out` may be the model itself).
     #[arg(long)]
     force: bool,
+    /// Calibrate a model that already is: temperature, refer threshold and
+    /// familiarity statistics are fitted afresh from its raw outputs.
+    #[arg(long)]
+    again: bool,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
     if !(0.0..=1.0).contains(&a.target_accuracy) {
         bail!("--target-accuracy must be between 0 and 1, e.g. 0.95");
     }
-    if a.out.exists() && !a.force {
-        bail!("{} exists; pass --force to overwrite it", a.out.display());
+    let report = a.out.with_file_name("calibration.json");
+    for path in [&a.out, &report] {
+        if path.exists() && !a.force {
+            bail!("{} exists; pass --force to overwrite it", path.display());
+        }
     }
     let bytes = read_limited(&a.model, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)?;
     let ds = a.split.load()?;
-    let (cal, out) = calibrate_onnx(&bytes, &ds, a.target_accuracy)?;
+    let (cal, out) = calibrate_onnx(&bytes, &ds, a.target_accuracy, a.again)?;
     write_atomic(&a.out, &out)?;
-    let report = a.out.with_file_name("calibration.json");
     std::fs::write(&report, serde_json::to_string_pretty(&cal)? + "\n").with_context(|| format!("writing {}", report.display()))?;
     println!("{}\n{}", mriscreen::DISCLAIMER, cal.summary());
     println!("written: {} and {}", a.out.display(), report.display());

@@ -40,12 +40,19 @@ pub fn run(args: Args) -> Result<ExitCode> {
     ];
     // The model's "refer for expert review" threshold (see `calibrate`), if it has one.
     let refer: Option<f32> = info.metadata.get(mriscreen::model::keys::REFER_THRESHOLD).and_then(|v| v.parse().ok());
-    notes.push(match refer {
-        Some(t) => format!(
-            "refer for expert review: when the top probability is below {t:.3} (the model's calibrated threshold), or the image is in colour"
-        ),
-        None => "refer for expert review: when the image is in colour (the model has no calibrated threshold, so its confidence is not checked)".into(),
-    });
+    let mut when = Vec::new();
+    if let Some(t) = refer {
+        when.push(format!("the top probability is below {t:.3} (the model's calibrated threshold)"));
+    }
+    if info.metadata.contains_key(mriscreen::model::keys::FAMILIARITY) {
+        when.push("the image is unlike the training images (the model's feature statistics)".into());
+    }
+    when.push("the image is in colour".into());
+    notes.push(format!(
+        "refer for expert review: when {}{}",
+        when.join(", or "),
+        if refer.is_none() { " (the model has no calibrated threshold, so its confidence is not checked)" } else { "" }
+    ));
     if info.is_untrained() {
         notes.push("WARNING: untrained placeholder model (random weights): its outputs mean nothing.".into());
     }
@@ -80,7 +87,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
 }
 
 /// Why `p` is flagged for expert review (empty: not flagged): a colour input,
-/// or a top probability below the model's `threshold` when it has one.
+/// features unlike the training images' (when the model carries their
+/// statistics), or a top probability below the model's `threshold`.
 fn refer_reasons(p: &Prediction, threshold: Option<f32>) -> Vec<String> {
     let top = p.probabilities.iter().map(|c| c.probability).fold(0.0, f32::max);
     let mut reasons = Vec::new();
@@ -89,6 +97,9 @@ fn refer_reasons(p: &Prediction, threshold: Option<f32>) -> Vec<String> {
             "colour image ({:.0} % of pixels): MRI slices are grey, this may not be a scan",
             p.colour_fraction * 100.0
         ));
+    }
+    if let (true, Some(d), Some(l)) = (p.unfamiliar, p.familiarity_distance, p.familiarity_limit) {
+        reasons.push(format!("unlike the training images: feature distance {d:.2} is above the model's limit {l:.2}"));
     }
     if let Some(t) = threshold.filter(|&t| top < t) {
         reasons.push(format!("unsure: top probability {top:.3} is below {t:.3}"));
@@ -108,6 +119,9 @@ fn to_json(file: &str, r: &Result<Prediction>, refer: Option<f32>) -> Value {
                 v["refer_reasons"] = json!(reasons);
             }
             v["colour_fraction"] = json!(p.colour_fraction);
+            if let Some(d) = p.familiarity_distance {
+                v["familiarity_distance"] = json!(d);
+            }
             if p.frames > 1 {
                 v["frame"] = json!(p.frame);
                 v["frames"] = json!(p.frames);

@@ -89,6 +89,36 @@ fn a_colour_photo_is_referred_whatever_the_model_says() {
     assert!(stdout.contains("or the image is in colour") || stdout.contains("when the image is in colour"), "{stdout}");
 }
 
+/// The shipped default model's familiarity check: grey images that are not
+/// brain MRI (scikit-image's photos and a page of text, fetched by `scripts/setup
+/// test`), which the confidence threshold lets through, are referred as unlike
+/// the training images; the four synthetic samples are not.
+#[test]
+fn the_default_model_refers_grey_images_unlike_its_training_data() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let skimage = root.join(".cache/skimage");
+    let strangers = ["camera.png", "coins.png", "page.png"].map(|f| skimage.join(f));
+    for f in &strangers {
+        assert!(f.exists(), "{}: run scripts/setup test to fetch the scikit-image photos", f.display());
+    }
+    let samples: Vec<PathBuf> = ["glioma", "meningioma", "notumor", "pituitary"].iter().map(|c| root.join(format!("www/samples/synth-{c}.jpg"))).collect();
+    let files: Vec<&str> = strangers.iter().chain(&samples).map(|p| p.to_str().unwrap()).collect();
+    let out = mriscreen(&[&["predict", "--json"][..], &files].concat(), &root);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for item in v.as_array().unwrap() {
+        let file = item["file"].as_str().unwrap();
+        let unlike = item["refer_reasons"].as_array().is_some_and(|r| r.iter().any(|x| x.as_str().unwrap().contains("unlike the training images")));
+        assert!(item["familiarity_distance"].is_number(), "{item}");
+        if file.contains("/www/samples/") {
+            assert!(!unlike && item["refer"] == false, "a synthetic sample is not referred: {item}");
+        } else {
+            assert!(unlike && item["refer"] == true, "a grey non-MRI image is referred as unlike the training images: {item}");
+            assert_eq!(item["colour_fraction"], 0.0, "{item}");
+        }
+    }
+}
+
 #[test]
 fn table_output_and_default_model_from_manifest() {
     let dir = tempdir("table");

@@ -89,18 +89,33 @@ fn synth_train_export_evaluate_predict() {
     let package = mriscreen::ModelPackage::read(&std::fs::read(&model).unwrap(), &Default::default()).unwrap();
     assert!((f64::from(package.info.temperature) - t).abs() < 1e-5);
     assert!(package.info.metadata.contains_key("mriscreen.refer_threshold"));
+    // The familiarity statistics: fitted on the training split, limit from validation.
+    let limit = cal["familiarity_limit"].as_f64().expect("a familiarity limit");
+    assert!(limit.is_finite() && limit > 0.0, "{cal}");
+    assert!(cal["familiarity_train_n"].as_u64().unwrap() > 0, "{cal}");
+    let stats = mriscreen::familiar::Familiarity::from_json(&package.info.metadata["mriscreen.familiarity"], 4).unwrap();
+    assert!((f64::from(stats.limit) - limit).abs() < 1e-4 * limit);
     // `calibrate` refuses an already calibrated model and never overwrites without --force.
     let again = run.join("again.onnx");
-    let calibrate = |out: &Path| {
+    let calibrate = |out: &Path, extra: &[&str]| {
         let mut c = bin();
-        c.args(["calibrate", "--model"]).arg(&model).arg("--data").arg(dataset()).args(["--seed", "5", "--out"]).arg(out);
+        c.args(["calibrate", "--model"]).arg(&model).arg("--data").arg(dataset()).args(["--seed", "5", "--out"]).arg(out).args(extra);
         c.output().unwrap()
     };
-    let out = calibrate(&again);
+    let out = calibrate(&again, &["--force"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already calibrated"));
-    let out = calibrate(&model);
+    assert!(!again.exists());
+    let out = calibrate(&model, &[]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    // With --again everything is fitted afresh from the raw outputs: the same numbers.
+    let out = calibrate(&again, &["--again"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("calibration.json exists"), "the run's report is not overwritten");
+    let out = calibrate(&again, &["--again", "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let redone = mriscreen::ModelPackage::read(&std::fs::read(&again).unwrap(), &Default::default()).unwrap();
+    assert!((redone.info.temperature - package.info.temperature).abs() < 1e-5);
+    assert_eq!(redone.info.metadata["mriscreen.familiarity"], package.info.metadata["mriscreen.familiarity"]);
 
     // An existing run is never overwritten without --force.
     let out = train(&run, &["--epochs", "1,0,0"]).output().unwrap();

@@ -24,6 +24,8 @@ function row(r, classes) {
     refer: ok ? r.refer : '',
     refer_threshold: ok ? r.threshold : '',
     colour_input: ok ? r.colourInput : '',
+    unfamiliar: ok ? r.unfamiliar : '',
+    familiarity_distance: ok && r.familiarityDistance != null ? r.familiarityDistance : '',
     ...Object.fromEntries(classes.map((c) => [`p_${c}`, ok ? r.probabilities[c] ?? '' : ''])),
     backend: ok ? r.backend : '',
     inference_ms: ok ? Number(r.inferenceMs.toFixed(2)) : '',

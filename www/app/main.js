@@ -77,9 +77,11 @@ async function run({ record, blob, frame }) {
   usedModels[entry.id] = { name: entry.name, sha256: entry.sha256, precision: entry.precision, refer_threshold: threshold.value, refer_threshold_from_manifest: threshold.fromManifest };
   Object.assign(record, {
     label: r.label, topProbability: top, threshold: threshold.value,
-    // Unsure, or a colour image (MRI slices are grey: likely not a scan at all).
+    // Unsure, a colour image (MRI slices are grey: likely not a scan at all),
+    // or features unlike the training images'.
     unsure: top < threshold.value, colourInput: Boolean(r.colour_input), colourFraction: r.colour_fraction ?? 0,
-    refer: top < threshold.value || Boolean(r.colour_input),
+    unfamiliar: Boolean(r.unfamiliar), familiarityDistance: r.familiarity_distance ?? null, familiarityLimit: r.familiarity_limit ?? null,
+    refer: top < threshold.value || Boolean(r.colour_input) || Boolean(r.unfamiliar),
     probabilities: Object.fromEntries(r.probabilities.map((p) => [p.class, p.probability])),
     backend: r.backend, inferenceMs: r.timings.inference_ms, totalMs: r.total_ms,
     format: r.format, width: r.width, height: r.height, frame: r.frame ?? 0, frames: r.frames ?? 1, model: entry.id,

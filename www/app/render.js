@@ -36,8 +36,12 @@ function referFlag(record, threshold) {
   if (record.colourInput) {
     reasons.push(`this image is in colour (${percent(record.colourFraction, 0)} of its pixels) — MRI slices are grey, so it may not be a scan, and the model was trained on grey MRI only`);
   }
+  if (record.unfamiliar) {
+    reasons.push(`this image is unlike the images the model was trained on (feature distance ${record.familiarityDistance.toFixed(2)}, limit ${record.familiarityLimit.toFixed(2)}), so its answer says little`);
+  }
   if (record.unsure) reasons.push(`the model is unsure: ${percent(record.topProbability, 0)} is below ${t}${note}`);
-  return el('p', { class: 'flag refer', 'data-reasons': [record.colourInput && 'colour', record.unsure && 'unsure'].filter(Boolean).join(' ') },
+  const tags = [record.colourInput && 'colour', record.unfamiliar && 'unfamiliar', record.unsure && 'unsure'];
+  return el('p', { class: 'flag refer', 'data-reasons': tags.filter(Boolean).join(' ') },
     `Refer for expert review — ${reasons.join('; ')}.`);
 }
 

@@ -386,7 +386,7 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     let (bytes, diff) = export(model, &info, &inputs, &onnx_path)?;
     eprintln!("exported {}; tract agrees within {diff:.1e} of the logit scale", onnx_path.display());
     // Temperature and refer threshold from the validation split, into the file's metadata.
-    let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target) {
+    let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target, false) {
         Ok((cal, calibrated)) => {
             write_atomic(&onnx_path, &calibrated)?;
             std::fs::write(a.out.join("calibration.json"), serde_json::to_string_pretty(&cal)? + "\n")?;
@@ -480,7 +480,13 @@ fn model_card(
              A point estimate on {} images, not a guarantee.\n\n",
             c.n, c.temperature, c.nll_before, c.nll_after, c.ece_before, c.ece_after, c.refer_threshold,
             100.0 * c.coverage, 100.0 * c.accuracy_accepted, 100.0 * c.target_accuracy, c.n
-        ),
+        ) + &c.familiarity_limit.map_or(String::new(), |l| format!(
+            "Familiarity: an input whose pooled features lie at a cosine distance above **{l:.3}** from every \
+             class centre of the {} training images is flagged \"unlike the training images\" and referred too; the limit \
+             is the {:.0}th percentile of the validation images' distances, so about 1 in 100 images like the training \
+             data is referred by it.\n\n",
+            c.familiarity_train_n, crate::calibrate::FAMILIARITY_QUANTILE * 100.0
+        )),
         None => "## Calibration\n\nNot calibrated (too few validation images): temperature 1, no refer threshold.\n\n".into(),
     };
     card += "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n";
