@@ -48,21 +48,13 @@ cal = None
 if os.path.exists(cal_path):
     with open(cal_path) as f:
         cal = json.load(f)
-    if "## Calibration" not in text:
-        text += (f"\n## Calibration and referral (validation split, n = {cal['n']})\n\n"
-                 f"Temperature {cal['temperature']:.3f} (NLL {cal['nll_before']:.3f} → {cal['nll_after']:.3f}, "
-                 f"ECE {cal['ece_before']:.3f} → {cal['ece_after']:.3f}). A result whose top calibrated probability "
-                 f"is below **{cal['refer_threshold']:.3f}** is flagged \"refer for expert review\": on the validation "
-                 f"split {100 * cal['coverage']:.1f} % of images were above it and {100 * cal['accuracy_accepted']:.1f} % "
-                 f"of those were right (target {100 * cal['target_accuracy']:.0f} %). A point estimate on {cal['n']} "
-                 "images, not a guarantee.\n")
-    if cal.get("familiarity_limit") is not None and "Familiarity:" not in text:
-        # A run calibrated again (`mriscreen calibrate --again`) after its card was written.
-        text = text.replace("\n\n## Per-class results", (
-            f"\n\nFamiliarity: an input whose pooled features lie at a cosine distance above "
-            f"**{cal['familiarity_limit']:.3f}** from every class centre of the {cal['familiarity_train_n']} training images is flagged "
-            "\"unlike the training images\" and referred too; the limit is the 99th percentile of the validation images' "
-            "distances, so about 1 in 100 images like the training data is referred by it.\n\n## Per-class results"), 1)
+    # The section `mriscreen` wrote for the card; replaces the card's own, which is
+    # out of date when the run was calibrated again (`mriscreen calibrate --again`).
+    section = re.compile(r"## Calibration.*?(?=## Per-class results)", re.S)
+    if section.search(text):
+        text = section.sub(lambda _: cal["card_section"], text, count=1)
+    else:
+        text = text.replace("## Per-class results", cal["card_section"] + "## Per-class results", 1)
 with open(os.path.join(work, best, "dataset_report.json")) as f:
     leak = {b["splits"]: b for b in json.load(f)["leakage"]["between"]}
 tt = leak.get("train\u2013test")

@@ -25,7 +25,7 @@ use crate::model_args::{read_limited, write_atomic};
 use anyhow::{bail, Context, Result};
 use mriscreen::model::keys;
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 /// What calibration found, written next to the model as `calibration.json`.
@@ -215,6 +215,47 @@ fn run_split(c: &mut mriscreen::Classifier, ds: &Dataset, split: Split) -> Resul
 }
 
 impl Calibration {
+    /// The model card's section on calibration and referral (markdown, ending
+    /// in a blank line). `calibration.json` carries it too, so a run
+    /// calibrated again can have its card brought up to date.
+    pub fn card_section(&self) -> String {
+        let mut s = format!(
+            "## Calibration and referral (validation split, n = {})\n\nTemperature {:.3} (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}). \
+             A result whose top calibrated probability is below **{:.3}** is flagged \"refer for expert review\": \
+             on the validation split {:.1} % of images were above it and {:.1} % of those were right (target {:.0} %). \
+             A point estimate on {} images, not a guarantee.\n\n",
+            self.n,
+            self.temperature,
+            self.nll_before,
+            self.nll_after,
+            self.ece_before,
+            self.ece_after,
+            self.refer_threshold,
+            100.0 * self.coverage,
+            100.0 * self.accuracy_accepted,
+            100.0 * self.target_accuracy,
+            self.n
+        );
+        if let Some(l) = self.familiarity_limit {
+            s += &format!(
+                "Familiarity: an input whose pooled features lie at a cosine distance above **{l:.3}** from every \
+                 class centre of the {} training images is flagged \"unlike the training images\" and referred too; the limit \
+                 is the {:.0}th percentile of the validation images' distances, so about 1 in 100 images like the training \
+                 data is referred by it.\n\n",
+                self.familiarity_train_n,
+                FAMILIARITY_QUANTILE * 100.0
+            );
+        }
+        s
+    }
+
+    /// Writes `calibration.json`: the numbers and the card section.
+    pub fn write_report(&self, path: &Path) -> Result<()> {
+        let mut v = serde_json::to_value(self)?;
+        v["card_section"] = self.card_section().into();
+        std::fs::write(path, serde_json::to_string_pretty(&v)? + "\n").with_context(|| format!("writing {}", path.display()))
+    }
+
     /// One line for humans.
     pub fn summary(&self) -> String {
         format!(
@@ -279,7 +320,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let ds = a.split.load()?;
     let (cal, out) = calibrate_onnx(&bytes, &ds, a.target_accuracy, a.again)?;
     write_atomic(&a.out, &out)?;
-    std::fs::write(&report, serde_json::to_string_pretty(&cal)? + "\n").with_context(|| format!("writing {}", report.display()))?;
+    cal.write_report(&report)?;
     println!("{}\n{}", mriscreen::DISCLAIMER, cal.summary());
     println!("written: {} and {}", a.out.display(), report.display());
     Ok(ExitCode::SUCCESS)

@@ -95,6 +95,10 @@ fn synth_train_export_evaluate_predict() {
     assert!(cal["familiarity_train_n"].as_u64().unwrap() > 0, "{cal}");
     let stats = mriscreen::familiar::Familiarity::from_json(&package.info.metadata["mriscreen.familiarity"], 4).unwrap();
     assert!((f64::from(stats.limit) - limit).abs() < 1e-4 * limit);
+    // The card's calibration section is the one calibration.json carries.
+    let section = cal["card_section"].as_str().unwrap();
+    assert!(section.starts_with("## Calibration and referral") && section.contains("Familiarity:"), "{section}");
+    assert!(std::fs::read_to_string(run.join("model_card.md")).unwrap().contains(section));
     // `calibrate` refuses an already calibrated model and never overwrites without --force.
     let again = run.join("again.onnx");
     let calibrate = |out: &Path, extra: &[&str]| {

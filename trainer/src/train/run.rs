@@ -389,7 +389,7 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target, false) {
         Ok((cal, calibrated)) => {
             write_atomic(&onnx_path, &calibrated)?;
-            std::fs::write(a.out.join("calibration.json"), serde_json::to_string_pretty(&cal)? + "\n")?;
+            cal.write_report(&a.out.join("calibration.json"))?;
             eprintln!("{}", cal.summary());
             (calibrated, Some(cal))
         }
@@ -473,20 +473,7 @@ fn model_card(
         best = state.best.unwrap_or((0, 0)),
     );
     card += &match calibration {
-        Some(c) => format!(
-            "## Calibration and referral (validation split, n = {})\n\nTemperature {:.3} (NLL {:.3} → {:.3}, ECE {:.3} → {:.3}). \
-             A result whose top calibrated probability is below **{:.3}** is flagged \"refer for expert review\": \
-             on the validation split {:.1} % of images were above it and {:.1} % of those were right (target {:.0} %). \
-             A point estimate on {} images, not a guarantee.\n\n",
-            c.n, c.temperature, c.nll_before, c.nll_after, c.ece_before, c.ece_after, c.refer_threshold,
-            100.0 * c.coverage, 100.0 * c.accuracy_accepted, 100.0 * c.target_accuracy, c.n
-        ) + &c.familiarity_limit.map_or(String::new(), |l| format!(
-            "Familiarity: an input whose pooled features lie at a cosine distance above **{l:.3}** from every \
-             class centre of the {} training images is flagged \"unlike the training images\" and referred too; the limit \
-             is the {:.0}th percentile of the validation images' distances, so about 1 in 100 images like the training \
-             data is referred by it.\n\n",
-            c.familiarity_train_n, crate::calibrate::FAMILIARITY_QUANTILE * 100.0
-        )),
+        Some(c) => c.card_section(),
         None => "## Calibration\n\nNot calibrated (too few validation images): temperature 1, no refer threshold.\n\n".into(),
     };
     card += "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n";
