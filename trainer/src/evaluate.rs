@@ -1,8 +1,10 @@
 //! Classification metrics on a held-out split: accuracy with its 95 % Wilson
 //! score interval (Wilson 1927) and the number of images, per-class
 //! precision / recall / F1, macro-F1, and the confusion matrix (rows: true
-//! class, columns: predicted). Bootstrap intervals, paired tests and
-//! calibration come with the statistics report.
+//! class, columns: predicted), and the screening question on its own — any
+//! tumour class against `notumor` — as sensitivity and specificity with
+//! their Wilson intervals. Bootstrap intervals, paired tests and calibration
+//! come with the statistics report.
 
 use serde::Serialize;
 
@@ -28,6 +30,80 @@ pub struct Evaluation {
     pub per_class: Vec<ClassMetrics>,
     /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<usize>>,
+    /// Any tumour against no tumour (when the classes include `notumor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary: Option<Binary>,
+    /// The same predictions on the deduplicated subset (test images without a
+    /// near copy in training), and the rule that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduplicated: Option<Box<Evaluation>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset_rule: Option<String>,
+}
+
+/// The screening question: tumour (any tumour class) or not.
+#[derive(Debug, Clone, Serialize)]
+pub struct Binary {
+    /// The negative class; every other class is a tumour.
+    pub negative: String,
+    /// Tumour images and how many were called a tumour (any tumour class).
+    pub positives: usize,
+    pub true_positives: usize,
+    pub negatives: usize,
+    pub true_negatives: usize,
+    pub sensitivity: f64,
+    pub sensitivity_ci95: [f64; 2],
+    pub specificity: f64,
+    pub specificity_ci95: [f64; 2],
+}
+
+/// Tumour vs no tumour from a confusion matrix whose class `negative` is the
+/// healthy one. `None` if there is no such class.
+pub fn binary(confusion: &[Vec<usize>], classes: &[String], negative: &str) -> Option<Binary> {
+    let neg = classes.iter().position(|c| c == negative)?;
+    let (mut pos, mut tp, mut negs, mut tn) = (0, 0, 0, 0);
+    for (t, row) in confusion.iter().enumerate() {
+        for (p, &k) in row.iter().enumerate() {
+            if t == neg {
+                negs += k;
+                tn += if p == neg { k } else { 0 };
+            } else {
+                pos += k;
+                tp += if p != neg { k } else { 0 };
+            }
+        }
+    }
+    Some(Binary {
+        negative: negative.to_string(),
+        positives: pos,
+        true_positives: tp,
+        negatives: negs,
+        true_negatives: tn,
+        sensitivity: ratio(tp, pos),
+        sensitivity_ci95: wilson(tp, pos),
+        specificity: ratio(tn, negs),
+        specificity_ci95: wilson(tn, negs),
+    })
+}
+
+impl Binary {
+    pub fn line(&self) -> String {
+        let pct = |v: f64| format!("{:.1} %", 100.0 * v);
+        format!(
+            "tumour vs {}: sensitivity {} ({}–{}, {} of {} tumour images), specificity {} ({}–{}, {} of {})",
+            self.negative,
+            pct(self.sensitivity),
+            pct(self.sensitivity_ci95[0]),
+            pct(self.sensitivity_ci95[1]),
+            self.true_positives,
+            self.positives,
+            pct(self.specificity),
+            pct(self.specificity_ci95[0]),
+            pct(self.specificity_ci95[1]),
+            self.true_negatives,
+            self.negatives
+        )
+    }
 }
 
 /// Wilson score interval for `k` successes in `n` trials at z = 1.96.
@@ -75,7 +151,10 @@ pub fn evaluate(truth: &[u32], predicted: &[u32], classes: &[String]) -> Evaluat
         accuracy_ci95: wilson(correct, n),
         macro_f1,
         per_class,
+        binary: binary(&confusion, classes, "notumor"),
         confusion,
+        deduplicated: None,
+        subset_rule: None,
     }
 }
 
@@ -107,6 +186,19 @@ impl Evaluation {
             }
             s += "\n";
         }
+        if let Some(b) = &self.binary {
+            s += &format!("\n{}\n", b.line());
+        }
+        if let (Some(d), Some(rule)) = (&self.deduplicated, &self.subset_rule) {
+            s += &format!(
+                "\ndeduplicated subset ({rule}): accuracy {:.1} % (95 % CI {:.1}–{:.1} %, n = {}), macro-F1 {:.3}\n",
+                100.0 * d.accuracy,
+                100.0 * d.accuracy_ci95[0],
+                100.0 * d.accuracy_ci95[1],
+                d.n,
+                d.macro_f1
+            );
+        }
         s
     }
 }
@@ -127,6 +219,20 @@ mod tests {
         assert!((e.per_class[1].precision - 0.5).abs() < 1e-12);
         assert!((e.per_class[1].f1 - 2.0 / 3.0).abs() < 1e-12);
         assert!(e.table().contains("n = 4"));
+        assert!(e.binary.is_none(), "no notumor class");
+    }
+
+    #[test]
+    fn tumour_vs_no_tumour() {
+        let classes: Vec<String> = ["glioma", "meningioma", "notumor"].iter().map(|s| s.to_string()).collect();
+        // A glioma called meningioma is still a tumour found; a meningioma called notumor is missed.
+        let truth = [0, 0, 1, 1, 2, 2, 2, 2];
+        let pred = [0, 1, 1, 2, 2, 2, 2, 0];
+        let b = evaluate(&truth, &pred, &classes).binary.unwrap();
+        assert_eq!((b.positives, b.true_positives, b.negatives, b.true_negatives), (4, 3, 4, 3));
+        assert!((b.sensitivity - 0.75).abs() < 1e-12 && (b.specificity - 0.75).abs() < 1e-12);
+        assert_eq!(b.sensitivity_ci95, wilson(3, 4));
+        assert!(b.line().contains("3 of 4 tumour images"), "{}", b.line());
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod data;
 mod evaluate;
 mod evaluate_cmd;
 mod export;
+mod leakage_cmd;
 mod model_args;
 mod models;
 mod predict;
@@ -69,6 +70,8 @@ enum Command {
     Calibrate(calibrate::Args),
     /// Measure training throughput (images/s) of a model family and write it to a JSON file.
     BenchTrain(bench_train::Args),
+    /// Study exact and near-duplicate images in a dataset folder (within and across Training/ and Testing/), with contact sheets.
+    Leakage(leakage_cmd::Args),
     /// Train a classifier on an image-folder dataset (three-stage transfer learning), export it to ONNX and evaluate it.
     Train(Box<train::Args>),
 }
@@ -85,6 +88,7 @@ fn main() -> std::process::ExitCode {
         Command::Train(a) => train::run(*a),
         Command::BenchTrain(a) => bench_train::run(a),
         Command::Evaluate(a) => evaluate_cmd::run(a),
+        Command::Leakage(a) => leakage_cmd::run(a),
     };
     match result {
         Ok(code) => code,

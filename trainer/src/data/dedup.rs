@@ -118,6 +118,88 @@ pub fn duplicate_pairs(fps: &[Fingerprint], threshold: u32) -> Vec<Pair> {
     pairs
 }
 
+/// Near-duplicate clusters: the connected components of the graph whose
+/// edges are `pairs` (union–find with path halving). Returns, for each of the
+/// `n` images, its cluster's id: the smallest image index in the cluster, so
+/// the result does not depend on the order of `pairs`. Transitive on purpose:
+/// a chain of near copies (A≈B, B≈C) is one cluster even when A and C are
+/// further apart than the threshold, because a grouped split must keep the
+/// whole chain on one side.
+pub fn clusters(n: usize, pairs: &[Pair]) -> Vec<usize> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..n).collect();
+    for p in pairs {
+        let (a, b) = (root(&mut parent, p.a), root(&mut parent, p.b));
+        // The smaller index becomes the root, so a cluster's root is its minimum.
+        if a != b {
+            let (lo, hi) = if a < b { (a, b) } else { (b, a) };
+            parent[hi] = lo;
+        }
+    }
+    (0..n).map(|i| root(&mut parent, i)).collect()
+}
+
+/// Images that appear, pixel for pixel, under two different labels.
+#[derive(Debug, Clone, Default)]
+pub struct Conflicts {
+    /// Exact pairs `(a, b)` with different labels.
+    pub pairs: Vec<(usize, usize)>,
+    /// Every image in such a pair, sorted: dropped from every split.
+    pub images: Vec<usize>,
+}
+
+/// The exact duplicates among `pairs` whose labels differ. Only exact copies
+/// count: near pairs with different labels were inspected on the Nickparvar
+/// contact sheets and are different images that hash alike (dark, low-contrast
+/// slices), not one image filed twice.
+pub fn label_conflicts(pairs: &[Pair], labels: &[u32]) -> Conflicts {
+    let pairs: Vec<(usize, usize)> = pairs.iter().filter(|p| p.exact && labels[p.a] != labels[p.b]).map(|p| (p.a, p.b)).collect();
+    let images: BTreeSet<usize> = pairs.iter().flat_map(|&(a, b)| [a, b]).collect();
+    Conflicts { pairs, images: images.into_iter().collect() }
+}
+
+/// How the near-duplicate clusters sit in the splits.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupReport {
+    /// Whether the split kept clusters whole.
+    pub grouped: bool,
+    /// Clusters of two or more images, and the images in them.
+    pub clusters: usize,
+    pub images_in_clusters: usize,
+    pub largest: usize,
+    /// Clusters with members in both splits: train–val, train–test, val–test.
+    pub straddling: [usize; 3],
+}
+
+impl GroupReport {
+    pub fn new(cluster: &[usize], split_of: &[Option<Split>], grouped: bool) -> Self {
+        use std::collections::HashMap;
+        let mut members: HashMap<usize, (usize, [bool; 3])> = HashMap::new();
+        for (i, &c) in cluster.iter().enumerate() {
+            let e = members.entry(c).or_insert((0, [false; 3]));
+            e.0 += 1;
+            if let Some(s) = split_of[i] {
+                e.1[s as usize] = true;
+            }
+        }
+        let multi: Vec<&(usize, [bool; 3])> = members.values().filter(|(n, _)| *n > 1).collect();
+        let both = |a: usize, b: usize| multi.iter().filter(|(_, s)| s[a] && s[b]).count();
+        GroupReport {
+            grouped,
+            clusters: multi.len(),
+            images_in_clusters: multi.iter().map(|(n, _)| n).sum(),
+            largest: multi.iter().map(|(n, _)| *n).max().unwrap_or(1),
+            straddling: [both(0, 1), both(0, 2), both(1, 2)],
+        }
+    }
+}
+
 /// Duplicate counts for one pair of splits (or within one split).
 #[derive(Debug, Clone, Serialize)]
 pub struct PairCounts {
@@ -272,6 +354,18 @@ mod tests {
         // Same bytes, other shape: not the same image.
         let reshaped = GrayImage::from_raw(30, 40, grey.to_luma8().into_raw()).map(DynamicImage::from);
         assert_ne!(fingerprint(&grey).sha256, fingerprint(&reshaped.unwrap()).sha256);
+    }
+
+    #[test]
+    fn clusters_are_transitive_and_order_independent() {
+        let pair = |a, b| Pair { a, b, distance: 3, exact: false };
+        // 0–4 and 4–2 chain into one cluster; 1–3 another; 5 alone.
+        let pairs = [pair(0, 4), pair(2, 4), pair(1, 3)];
+        assert_eq!(clusters(6, &pairs), [0, 1, 0, 1, 0, 5]);
+        let mut reversed = pairs;
+        reversed.reverse();
+        assert_eq!(clusters(6, &reversed), [0, 1, 0, 1, 0, 5]);
+        assert_eq!(clusters(3, &[]), [0, 1, 2]);
     }
 
     #[test]

@@ -115,8 +115,10 @@ pub fn accepted_names() -> String {
 
 /// Finds the layout, the class folders and their image files under `dir`.
 /// With `skip_unknown`, unrecognised class folders are listed in
-/// [`Scan::unknown_folders`] instead of being an error.
-pub fn scan(dir: &Path, skip_unknown: bool) -> Result<Scan> {
+/// [`Scan::unknown_folders`] instead of being an error. With `every_class`
+/// (a set to train on), each class needs a folder with images; without it (an
+/// external test set) classes may be missing and class folders empty.
+pub fn scan(dir: &Path, skip_unknown: bool, every_class: bool) -> Result<Scan> {
     let meta = std::fs::metadata(dir).with_context(|| format!("cannot open the dataset folder {}", dir.display()))?;
     if !meta.is_dir() {
         bail!("{} is a file, not a dataset folder; pass the folder that holds the class folders (or Training/ and Testing/)", dir.display());
@@ -149,8 +151,8 @@ pub fn scan(dir: &Path, skip_unknown: bool) -> Result<Scan> {
         (Some(train), Some(test)) => {
             scan.kind = LayoutKind::TrainingTesting;
             scan.ignored_folders = subdirs.iter().filter(|d| **d != train && **d != test).cloned().collect();
-            scan_classes(dir, &train, Source::Training, skip_unknown, &mut scan)?;
-            scan_classes(dir, &test, Source::Testing, skip_unknown, &mut scan)?;
+            scan_classes(dir, &train, Source::Training, skip_unknown, every_class, &mut scan)?;
+            scan_classes(dir, &test, Source::Testing, skip_unknown, every_class, &mut scan)?;
             scan.variant = format!("Training/ + Testing/, {}", known_dataset(&scan.folders));
         }
         (None, Some(test)) => bail!(
@@ -160,11 +162,11 @@ pub fn scan(dir: &Path, skip_unknown: bool) -> Result<Scan> {
         ),
         (Some(train), None) => {
             scan.ignored_folders = subdirs.iter().filter(|d| **d != train).cloned().collect();
-            scan_classes(dir, &train, Source::Folder, skip_unknown, &mut scan)?;
+            scan_classes(dir, &train, Source::Folder, skip_unknown, every_class, &mut scan)?;
             scan.variant = format!("Training/ only (no Testing/), {}", known_dataset(&scan.folders));
         }
         (None, None) => {
-            scan_classes(dir, dir, Source::Folder, skip_unknown, &mut scan)?;
+            scan_classes(dir, dir, Source::Folder, skip_unknown, every_class, &mut scan)?;
             scan.variant = format!("one folder per class, {}", known_dataset(&scan.folders));
         }
     }
@@ -173,7 +175,7 @@ pub fn scan(dir: &Path, skip_unknown: bool) -> Result<Scan> {
 }
 
 /// Scans the class folders under `root` into `scan`.
-fn scan_classes(dataset: &Path, root: &Path, source: Source, skip_unknown: bool, scan: &mut Scan) -> Result<()> {
+fn scan_classes(dataset: &Path, root: &Path, source: Source, skip_unknown: bool, every_class: bool, scan: &mut Scan) -> Result<()> {
     let (subdirs, _) = entries(root)?;
     let mut unknown = Vec::new();
     let mut mapped = Vec::new();
@@ -195,7 +197,7 @@ fn scan_classes(dataset: &Path, root: &Path, source: Source, skip_unknown: bool,
     }
     scan.unknown_folders.extend(unknown);
     for (class, name) in CLASSES.iter().enumerate() {
-        if !mapped.iter().any(|(_, l)| *l as usize == class) {
+        if every_class && !mapped.iter().any(|(_, l)| *l as usize == class) {
             bail!(
                 "no folder for class '{name}' in {}; the model has the four classes {} and each needs a folder\n{}",
                 root.display(),
@@ -207,7 +209,7 @@ fn scan_classes(dataset: &Path, root: &Path, source: Source, skip_unknown: bool,
     for (folder, label) in mapped {
         let mut images = Vec::new();
         walk(&folder, &mut images, &mut scan.ignored_files)?;
-        if images.is_empty() {
+        if images.is_empty() && every_class {
             bail!(
                 "the class folder {} has no images (looked for {} files)",
                 folder.display(),

@@ -15,9 +15,11 @@
 #![allow(dead_code)]
 
 pub mod augment;
+pub mod contact_sheet;
 pub mod dedup;
 pub mod layout;
 pub mod loader;
+pub mod manifest;
 pub mod read;
 pub mod report;
 pub mod split;
@@ -35,6 +37,10 @@ use std::time::Instant;
 pub use dedup::Fingerprint;
 pub use layout::{LayoutKind, Source};
 pub use report::{DatasetReport, DedupReport, LoadTimings, SkippedFile, SplitCounts};
+
+/// The default near-duplicate threshold: largest pHash Hamming distance (of
+/// 63 bits) at which two images count as copies of each other.
+pub const NEAR_THRESHOLD: u32 = 6;
 
 /// One of the three splits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -72,6 +78,12 @@ pub struct DatasetOptions {
     pub near_threshold: u32,
     /// Drop val and test images that duplicate (exactly or nearly) a training image.
     pub dedup: bool,
+    /// Keep every near-duplicate cluster inside one split when splitting
+    /// (default on; the given Training/ / Testing/ division is never changed).
+    pub grouped: bool,
+    /// Put every image in the test split (an external test set: no training,
+    /// no validation, and classes may be missing).
+    pub all_test: bool,
     /// Skip unrecognised class folders (and list them in the report) instead
     /// of refusing the dataset.
     pub skip_unknown_folders: bool,
@@ -81,6 +93,8 @@ pub struct DatasetOptions {
     pub threads: usize,
     /// Show a progress bar while decoding.
     pub progress: bool,
+    /// Refuse a folder whose files differ from a known manifest they partly match.
+    pub strict: bool,
 }
 
 /// The flags that rebuild a training run's splits, for the subcommands that
@@ -100,11 +114,32 @@ pub struct SplitArgs {
     /// As given to `train`: drop validation/test images that duplicate training images.
     #[arg(long)]
     pub dedup: bool,
+    /// As given to `train`: the near-duplicate threshold (pHash bits).
+    #[arg(long, default_value_t = NEAR_THRESHOLD)]
+    pub near_threshold: u32,
+    /// As given to `train`: split without keeping near-duplicate clusters together.
+    #[arg(long)]
+    pub ungrouped: bool,
+    /// Refuse a dataset folder that does not match the known manifest it resembles.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 impl SplitArgs {
+    pub fn options(&self) -> DatasetOptions {
+        DatasetOptions {
+            seed: self.seed,
+            val_fraction: self.val_fraction,
+            dedup: self.dedup,
+            near_threshold: self.near_threshold,
+            grouped: !self.ungrouped,
+            strict: self.strict,
+            ..Default::default()
+        }
+    }
+
     pub fn load(&self) -> Result<Dataset> {
-        load_dataset(&self.data, &DatasetOptions { seed: self.seed, val_fraction: self.val_fraction, dedup: self.dedup, ..Default::default() })
+        load_dataset(&self.data, &self.options())
     }
 }
 
@@ -114,12 +149,15 @@ impl Default for DatasetOptions {
             seed: 42,
             val_fraction: 0.15,
             test_fraction: 0.15,
-            near_threshold: 6,
+            near_threshold: NEAR_THRESHOLD,
             dedup: false,
+            grouped: true,
+            all_test: false,
             skip_unknown_folders: false,
             limits: Limits::default(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             progress: true,
+            strict: false,
         }
     }
 }
@@ -147,6 +185,8 @@ pub struct Dataset {
     pub train: Vec<usize>,
     pub val: Vec<usize>,
     pub test: Vec<usize>,
+    /// Near-duplicate cluster of each sample (the smallest sample index in it).
+    pub cluster: Vec<usize>,
     pub report: DatasetReport,
     /// Threads for batch preprocessing.
     pub threads: usize,
@@ -167,23 +207,43 @@ impl Dataset {
         self.split(split).iter().map(|&i| self.samples[i].label).collect()
     }
 
+    /// The images of `split` whose near-duplicate cluster holds no training
+    /// image: the deduplicated subset, on which an accuracy measures
+    /// generalisation rather than recall of training images.
+    pub fn without_training_copies(&self, split: Split) -> Vec<usize> {
+        let trained: std::collections::HashSet<usize> = self.train.iter().map(|&i| self.cluster[i]).collect();
+        self.split(split).iter().copied().filter(|&i| !trained.contains(&self.cluster[i])).collect()
+    }
+
     /// Images per class in `split`.
     pub fn class_counts(&self, split: Split) -> Vec<usize> {
         SplitCounts::new(split, self.labels(split), self.classes.len()).per_class
     }
 }
 
-/// Loads the dataset under `dir`: finds the layout, decodes every image once
-/// (skipping unreadable files), splits, checks for leakage and, with
-/// `opts.dedup`, drops leaking val/test images. Errors name the folder and
-/// say what to change.
+/// Loads the dataset under `dir`: finds the layout, compares it with the
+/// known manifests, decodes every image once (skipping unreadable files),
+/// finds duplicates, drops images that appear under two labels, splits
+/// (keeping near-duplicate clusters together unless `opts.grouped` is off),
+/// checks for leakage and, with `opts.dedup`, drops leaking val/test images.
+/// Errors name the folder and say what to change.
 pub fn load_dataset(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     let (v, t) = (opts.val_fraction, opts.test_fraction);
     if !(0.0..1.0).contains(&v) || !(0.0..1.0).contains(&t) || v + t >= 1.0 {
         bail!("val_fraction ({v}) and test_fraction ({t}) must each be in [0, 1) and leave images for training");
     }
+    if opts.near_threshold > 32 {
+        bail!("a near-duplicate threshold of {} bits (of 63) would call unrelated images copies; use at most 32", opts.near_threshold);
+    }
     let start = Instant::now();
-    let scan = layout::scan(dir, opts.skip_unknown_folders)?;
+    let scan = layout::scan(dir, opts.skip_unknown_folders, !opts.all_test)?;
+    let manifest = manifest::check_folder(dir, &scan.files);
+    if let Some(m) = manifest.as_ref().filter(|m| !m.matches) {
+        if opts.strict {
+            bail!("{} does not match the dataset manifest it resembles ({}):\n{}\nfetch it again with scripts/fetch-data, or drop --strict", dir.display(), m.summary(), m.problems());
+        }
+        eprintln!("warning: {} differs from the known manifest: {}", dir.display(), m.summary());
+    }
     let paths: Vec<PathBuf> = scan.files.iter().map(|f| f.path.clone()).collect();
     let results = read::read_all(&paths, &opts.limits, opts.threads, opts.progress);
 
@@ -207,7 +267,7 @@ pub fn load_dataset(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
     }
     for (class, name) in CLASSES.iter().enumerate() {
         let any = samples.iter().any(|s| s.label as usize == class && s.source != Source::Testing);
-        if !any {
+        if !any && !opts.all_test {
             let reasons: Vec<String> = scan
                 .files
                 .iter()
@@ -216,18 +276,27 @@ pub fn load_dataset(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
                 .take(3)
                 .map(|s| format!("  {}: {}", s.path, s.reason))
                 .collect();
+            if reasons.is_empty() {
+                bail!("{} has no training images of class '{name}'; add a folder for it ({})", dir.display(), layout::accepted_names());
+            }
             bail!("no readable training image of class '{name}' in {}; every file was refused:\n{}", dir.display(), reasons.join("\n"));
         }
     }
     let read_s = start.elapsed().as_secs_f64();
 
     let start = Instant::now();
-    let (train, mut val, mut test, split_rule) = make_splits(&samples, scan.kind, opts);
-    let split_of = split_index(samples.len(), &train, &val, &test);
     let names: Vec<String> = samples.iter().map(|s| layout::relative(dir, &s.path)).collect();
     let fingerprints: Vec<Fingerprint> = samples.iter().map(|s| s.fingerprint.clone()).collect();
     let pairs = dedup::duplicate_pairs(&fingerprints, opts.near_threshold);
+    let conflicts = dedup::label_conflicts(&pairs, &samples.iter().map(|s| s.label).collect::<Vec<_>>());
+    let cluster = dedup::clusters(samples.len(), &pairs);
+    let (mut train, mut val, mut test, split_rule) = make_splits(&samples, scan.kind, opts, &cluster);
+    for part in [&mut train, &mut val, &mut test] {
+        part.retain(|i| conflicts.images.binary_search(i).is_err());
+    }
+    let split_of = split_index(samples.len(), &train, &val, &test);
     let leakage = dedup::leakage(&pairs, &split_of, &names, opts.near_threshold);
+    let grouping = dedup::GroupReport::new(&cluster, &split_of, opts.grouped);
 
     let dedup_report = opts.dedup.then(|| {
         let drop = dedup::duplicates_of_train(&pairs, &split_of);
@@ -248,66 +317,102 @@ pub fn load_dataset(dir: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         .into_iter()
         .map(|(s, ids)| SplitCounts::new(s, ids.iter().map(|&i| samples[i].label), CLASSES.len()))
         .collect();
-    let report = DatasetReport {
-        root: dir.display().to_string(),
-        layout: scan.kind,
-        variant: scan.variant,
-        classes: CLASSES.iter().map(|c| c.to_string()).collect(),
-        folders: scan.folders,
-        split_rule,
-        seed: opts.seed,
-        counts,
-        files_found: scan.files.len(),
-        images_loaded: samples.len(),
-        skipped,
-        ignored_files: scan.ignored_files.len(),
-        ignored_examples: scan.ignored_files.iter().take(5).map(|p| layout::relative(dir, p)).collect(),
-        ignored_folders: scan.ignored_folders.iter().map(|p| layout::relative(dir, p)).collect(),
-        unknown_folders: scan.unknown_folders.iter().map(|p| layout::relative(dir, p)).collect(),
-        leakage,
-        dedup: dedup_report,
-        memory_bytes: samples.iter().map(|s| read::image_bytes(&s.image)).sum(),
-        timings: LoadTimings { read_s, leakage_s: start.elapsed().as_secs_f64() },
-    };
-    Ok(Dataset {
+    let mut ds = Dataset {
         root: dir.to_path_buf(),
-        classes: report.classes.clone(),
+        classes: CLASSES.iter().map(|c| c.to_string()).collect(),
         samples,
         train,
         val,
         test,
-        report,
+        cluster,
+        report: DatasetReport {
+            root: dir.display().to_string(),
+            layout: scan.kind,
+            variant: scan.variant,
+            classes: CLASSES.iter().map(|c| c.to_string()).collect(),
+            folders: scan.folders,
+            split_rule,
+            seed: opts.seed,
+            counts,
+            test_without_training_copy: None,
+            files_found: scan.files.len(),
+            images_loaded: 0,
+            skipped,
+            ignored_files: scan.ignored_files.len(),
+            ignored_examples: scan.ignored_files.iter().take(5).map(|p| layout::relative(dir, p)).collect(),
+            ignored_folders: scan.ignored_folders.iter().map(|p| layout::relative(dir, p)).collect(),
+            unknown_folders: scan.unknown_folders.iter().map(|p| layout::relative(dir, p)).collect(),
+            manifest,
+            label_conflicts: conflicts.pairs.iter().map(|&(a, b)| (names[a].clone(), names[b].clone())).collect(),
+            grouping,
+            leakage,
+            dedup: dedup_report,
+            memory_bytes: 0,
+            timings: LoadTimings { read_s, leakage_s: start.elapsed().as_secs_f64() },
+        },
         threads: opts.threads.max(1),
-    })
+    };
+    ds.report.images_loaded = ds.samples.len();
+    ds.report.memory_bytes = ds.samples.iter().map(|s| read::image_bytes(&s.image)).sum();
+    let clean = ds.without_training_copies(Split::Test);
+    ds.report.test_without_training_copy = Some(SplitCounts::new(Split::Test, clean.iter().map(|&i| ds.samples[i].label), CLASSES.len()));
+    Ok(ds)
 }
 
 /// Train, val, test (sample indices, ascending) and the rule in words.
-fn make_splits(samples: &[Sample], kind: LayoutKind, opts: &DatasetOptions) -> (Vec<usize>, Vec<usize>, Vec<usize>, String) {
+/// `cluster[i]` is sample i's near-duplicate cluster, kept in one split
+/// when `opts.grouped`.
+fn make_splits(samples: &[Sample], kind: LayoutKind, opts: &DatasetOptions, cluster: &[usize]) -> (Vec<usize>, Vec<usize>, Vec<usize>, String) {
     let pct = |f: f64| format!("{:.0} %", f * 100.0);
     let items = |source: Source| -> Vec<(usize, u32)> {
         samples.iter().enumerate().filter(|(_, s)| s.source == source).map(|(i, s)| (i, s.label)).collect()
     };
+    let split = |items: &[(usize, u32)], fractions: &[f64]| {
+        if opts.grouped {
+            split::stratified_grouped(items, cluster, CLASSES.len(), fractions, opts.seed)
+        } else {
+            split::stratified(items, CLASSES.len(), fractions, opts.seed)
+        }
+    };
+    let grouped = if opts.grouped {
+        format!(", near-duplicate clusters (pHash ≤ {}) kept whole", opts.near_threshold)
+    } else {
+        String::new()
+    };
+    if opts.all_test {
+        let all = (0..samples.len()).collect();
+        return (vec![], vec![], all, "every image is a test image (an external test set)".into());
+    }
     match kind {
         LayoutKind::TrainingTesting => {
-            let mut parts = split::stratified(&items(Source::Training), CLASSES.len(), &[opts.val_fraction], opts.seed);
-            let test = items(Source::Testing).into_iter().map(|(i, _)| i).collect();
+            let test: Vec<usize> = items(Source::Testing).into_iter().map(|(i, _)| i).collect();
+            // Grouped: a Training/ image in a cluster with a Testing/ image
+            // never validates (it stays in train, where the deduplicated test
+            // subset accounts for it), so validation holds no test copies.
+            let tested: std::collections::HashSet<usize> = test.iter().map(|&i| cluster[i]).collect();
+            let (pinned, free): (Vec<(usize, u32)>, Vec<(usize, u32)>) =
+                items(Source::Training).into_iter().partition(|(i, _)| opts.grouped && tested.contains(&cluster[*i]));
+            let mut parts = split(&free, &[opts.val_fraction]);
             let val = parts.pop().unwrap_or_default();
-            let train = parts.pop().unwrap_or_default();
+            let mut train = parts.pop().unwrap_or_default();
+            train.extend(pinned.iter().map(|(i, _)| *i));
+            train.sort_unstable();
             let rule = format!(
-                "Testing/ is the test split; validation is {} of Training/ per class (stratified, seed {})",
+                "Testing/ is the test split; validation is {} of Training/ per class (stratified{grouped}, seed {}){}",
                 pct(opts.val_fraction),
-                opts.seed
+                opts.seed,
+                if opts.grouped { "; Training/ images with a near copy in Testing/ stay in train" } else { "" }
             );
             (train, val, test, rule)
         }
         LayoutKind::ClassFolders => {
             let fractions = [opts.val_fraction, opts.test_fraction];
-            let mut parts = split::stratified(&items(Source::Folder), CLASSES.len(), &fractions, opts.seed);
+            let mut parts = split(&items(Source::Folder), &fractions);
             let test = parts.pop().unwrap_or_default();
             let val = parts.pop().unwrap_or_default();
             let train = parts.pop().unwrap_or_default();
             let rule = format!(
-                "stratified by class: {} train, {} validation, {} test (seed {})",
+                "stratified by class{grouped}: {} train, {} validation, {} test (seed {})",
                 pct(1.0 - opts.val_fraction - opts.test_fraction),
                 pct(opts.val_fraction),
                 pct(opts.test_fraction),

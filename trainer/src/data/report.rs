@@ -3,7 +3,8 @@
 //! record, with [`DatasetReport::summary`] as the one-screen version for the
 //! terminal.
 
-use super::dedup::Leakage;
+use super::dedup::{GroupReport, Leakage};
+use super::manifest::Match;
 use super::layout::{FolderReport, LayoutKind};
 use super::Split;
 use serde::Serialize;
@@ -24,6 +25,9 @@ pub struct DatasetReport {
     pub seed: u64,
     /// Images per split and class, after any dedup drops.
     pub counts: Vec<SplitCounts>,
+    /// Test images whose near-duplicate cluster holds no training image (the
+    /// deduplicated test subset), per class.
+    pub test_without_training_copy: Option<SplitCounts>,
     /// Image files found (by extension).
     pub files_found: usize,
     /// Of those, decoded successfully.
@@ -37,6 +41,12 @@ pub struct DatasetReport {
     pub ignored_folders: Vec<String>,
     /// Unrecognised class folders (skipped only with `skip_unknown_folders`).
     pub unknown_folders: Vec<String>,
+    /// How the folder compares with the known dataset manifests (None: it resembles none).
+    pub manifest: Option<Match>,
+    /// Exact copies filed under two labels (both dropped from every split).
+    pub label_conflicts: Vec<(String, String)>,
+    /// Near-duplicate clusters and how they sit in the splits.
+    pub grouping: GroupReport,
     /// Duplicates between and within splits, before dedup.
     pub leakage: Leakage,
     /// Present when `dedup` was on.
@@ -133,6 +143,13 @@ impl DatasetReport {
         if self.skipped.len() > 3 {
             let _ = writeln!(s, "  … and {} more (see the report)", self.skipped.len() - 3);
         }
+        if let Some(m) = &self.manifest {
+            let _ = writeln!(s, "manifest: {}{}", if m.matches { "matches " } else { "DIFFERS: " }, m.summary());
+        }
+        if !self.label_conflicts.is_empty() {
+            let _ = writeln!(s, "{} images filed under two labels were dropped, e.g. {} and {}", self.label_conflicts.len() * 2,
+                self.label_conflicts[0].0, self.label_conflicts[0].1);
+        }
         if !self.unknown_folders.is_empty() {
             let _ = writeln!(s, "unknown class folders skipped: {}", self.unknown_folders.join(", "));
         }
@@ -145,6 +162,21 @@ impl DatasetReport {
             let label = if p.splits.contains('–') { p.splits.clone() } else { format!("within {}", p.splits) };
             let _ = writeln!(s, "  {label:<34}{:>11}{:>12}{:>17}", p.exact_pairs, p.near_pairs, p.images_with_duplicate);
         }
+        let g = &self.grouping;
+        let _ = writeln!(
+            s,
+            "  {} near-duplicate clusters ({} images, largest {}){}; clusters across train–val {}, train–test {}, val–test {}",
+            g.clusters,
+            g.images_in_clusters,
+            g.largest,
+            if g.grouped { ", kept whole by the split" } else { "" },
+            g.straddling[0],
+            g.straddling[1],
+            g.straddling[2]
+        );
+        if let (Some(clean), Some(test)) = (&self.test_without_training_copy, self.counts(Split::Test)) {
+            let _ = writeln!(s, "  deduplicated test subset (no near copy in train): {} of {} test images", clean.total, test.total);
+        }
         let hist: Vec<String> = self.leakage.pairs_by_distance.iter().map(usize::to_string).collect();
         let _ = writeln!(s, "  pairs by pHash distance 0..={}: {}", self.leakage.near_threshold, hist.join(" "));
         match &self.dedup {
@@ -153,9 +185,9 @@ impl DatasetReport {
                 let _ = writeln!(s, "dedup: dropped {} images that duplicate a training image", dropped.join(" and "));
             }
             None => {
-                let leaks: usize = self.leakage.between.iter().take(2).map(|p| p.images_with_duplicate).sum();
+                let leaks = self.leakage.between.first().map_or(0, |p| p.images_with_duplicate);
                 if leaks > 0 {
-                    let _ = writeln!(s, "{leaks} val/test images duplicate a training image: consider dedup");
+                    let _ = writeln!(s, "{leaks} validation images duplicate a training image: keep the split grouped, or pass --dedup");
                 }
             }
         }

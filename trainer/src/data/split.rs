@@ -61,6 +61,54 @@ pub fn stratified(items: &[(usize, u32)], classes: usize, fractions: &[f64], see
     out
 }
 
+/// Like [`stratified`], but images of one group (`group[id]`, e.g. a
+/// near-duplicate cluster) always land in the same part. A group belongs to
+/// the class most of its members have (the lowest class index on a tie);
+/// each class's groups, in order of their smallest id, are shuffled by the
+/// seed and dealt out: a group goes to the first held-out part it fits into
+/// without passing that part's target of `round(n·f)` images of the class,
+/// else to the remainder. Singletons fill the targets exactly; a group too
+/// big for any held-out part stays in the remainder (training), which is
+/// where a leak does least harm. `group` is indexed by id and must cover
+/// every id in `items`.
+pub fn stratified_grouped(items: &[(usize, u32)], group: &[usize], classes: usize, fractions: &[f64], seed: u64) -> Vec<Vec<usize>> {
+    use std::collections::BTreeMap;
+    let mut members: BTreeMap<usize, Vec<(usize, u32)>> = BTreeMap::new();
+    for &(id, label) in items {
+        members.entry(group[id]).or_default().push((id, label));
+    }
+    let class_of = |m: &[(usize, u32)]| {
+        let mut votes = vec![0usize; classes];
+        for (_, l) in m {
+            votes[*l as usize] += 1;
+        }
+        // max_by_key keeps the last maximum: scan from the top for the lowest index.
+        (0..classes).rev().max_by_key(|&c| votes[c]).unwrap_or(0)
+    };
+    let mut out = vec![Vec::new(); fractions.len() + 1];
+    for class in 0..classes {
+        let mut groups: Vec<&Vec<(usize, u32)>> = members.values().filter(|m| class_of(m) == class).collect();
+        let n: usize = groups.iter().map(|m| m.len()).sum();
+        shuffle(&mut groups, &mut Rng::new(derive_seed(seed, class as u64)));
+        let targets: Vec<usize> = fractions.iter().map(|f| (n as f64 * f.clamp(0.0, 1.0)).round() as usize).collect();
+        let mut filled = vec![0usize; fractions.len()];
+        for m in groups {
+            let part = (0..fractions.len()).find(|&p| filled[p] + m.len() <= targets[p]);
+            match part {
+                Some(p) => {
+                    filled[p] += m.len();
+                    out[p + 1].extend(m.iter().map(|(id, _)| *id));
+                }
+                None => out[0].extend(m.iter().map(|(id, _)| *id)),
+            }
+        }
+    }
+    for part in &mut out {
+        part.sort_unstable();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +154,40 @@ mod tests {
         let it = items(&[1, 2, 3, 4]);
         let parts = stratified(&it, 4, &[0.5, 0.6], 1);
         assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 10);
+    }
+
+    #[test]
+    fn grouped_split_never_separates_a_group() {
+        let it = items(&[60, 60, 60, 60]);
+        // Groups of up to 3 consecutive ids (named by their smallest id) and singletons.
+        let group: Vec<usize> = (0..it.len()).map(|i| if i % 10 < 6 { i - i % 3 } else { i }).collect();
+        let parts = stratified_grouped(&it, &group, 4, &[0.15, 0.15], 11);
+        let part_of = |id: usize| parts.iter().position(|p| p.contains(&id)).unwrap();
+        for id in 0..it.len() {
+            assert_eq!(part_of(id), part_of(group[id]), "id {id} and its group {}", group[id]);
+        }
+        let mut all: Vec<usize> = parts.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..it.len()).collect::<Vec<_>>(), "every item in exactly one part");
+        // Held-out parts get close to their targets (9 of 60 per class) without passing them.
+        for p in 1..3 {
+            let n = parts[p].len();
+            assert!((28..=36).contains(&n), "part {p}: {n} images");
+        }
+        assert_eq!(parts, stratified_grouped(&it, &group, 4, &[0.15, 0.15], 11));
+    }
+
+    #[test]
+    fn grouped_split_of_singletons_equals_the_targets_and_big_groups_train() {
+        let it = items(&[40, 40]);
+        let singletons: Vec<usize> = (0..80).collect();
+        let parts = stratified_grouped(&it, &singletons, 2, &[0.25], 3);
+        assert_eq!((parts[0].len(), parts[1].len()), (60, 20));
+        // One group of 30 in class 0: too big for a 10-image target, so it trains.
+        let group: Vec<usize> = (0..80).map(|i| if i < 30 { 0 } else { i }).collect();
+        let parts = stratified_grouped(&it, &group, 2, &[0.25], 3);
+        assert!((0..30).all(|i| parts[0].contains(&i)));
+        assert_eq!(parts[1].iter().filter(|&&i| i < 40).count(), 10, "the rest of class 0 fills its target");
     }
 
     #[test]

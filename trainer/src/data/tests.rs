@@ -287,6 +287,97 @@ fn dedup_drops_val_and_test_duplicates_of_training_images() {
 }
 
 #[test]
+fn grouped_split_keeps_test_copies_out_of_validation_and_counts_the_clean_subset() {
+    let (root, _) = leaky("grouped");
+    for seed in 0..20u64 {
+        let ds = load_dataset(&root, &DatasetOptions { seed, ..opts() }).unwrap();
+        for name in ["orig_a.png", "orig_b.png", "orig_c.png"] {
+            assert!(ds.train.contains(&index_of(&ds, name)), "seed {seed}: {name} has a Testing/ copy, so it trains");
+        }
+        let clean = ds.without_training_copies(Split::Test);
+        for copy in ["copy_a.png", "copy_b.bmp", "copy_c.jpg"] {
+            assert!(!clean.contains(&index_of(&ds, copy)), "seed {seed}: {copy} is not in the deduplicated subset");
+        }
+        assert_eq!(clean.len(), 12, "the other test images stay");
+        assert_eq!(ds.report.test_without_training_copy.as_ref().unwrap().per_class, [3, 3, 3, 3]);
+        assert_eq!(ds.report.grouping.straddling, [0, 3, 0], "three clusters span train and test, none validation");
+        assert!(ds.report.split_rule.contains("kept whole"), "{}", ds.report.split_rule);
+    }
+    // Ungrouped, some seed puts an original into validation, as before.
+    let ungrouped = (0..50u64).map(|seed| load_dataset(&root, &DatasetOptions { seed, grouped: false, ..opts() }).unwrap());
+    assert!(ungrouped.into_iter().any(|ds| ds.val.contains(&index_of(&ds, "orig_a.png"))));
+}
+
+#[test]
+fn grouped_class_folders_never_split_a_cluster() {
+    let root = tempdir("grouped-folders");
+    class_folders(&root, "", &NICKPARVAR, &[20, 20, 20, 20]);
+    // Five images, each with a brightened near copy in the same class.
+    for i in 0..5 {
+        let img = blobs(&format!("pair{i}"), 64, 64);
+        let mut copy = img.clone();
+        copy.pixels_mut().for_each(|p| p[0] = p[0].saturating_add(2));
+        write(&root, &format!("glioma/pair{i}_a.png"), &png(&img));
+        write(&root, &format!("glioma/pair{i}_b.jpg"), &jpeg(&copy, 92));
+    }
+    for seed in 0..10u64 {
+        let ds = load_dataset(&root, &DatasetOptions { seed, ..opts() }).unwrap();
+        assert_eq!(ds.report.grouping.clusters, 5);
+        assert_eq!(ds.report.grouping.straddling, [0, 0, 0], "seed {seed}");
+        for i in 0..5 {
+            let (a, b) = (index_of(&ds, &format!("pair{i}_a.png")), index_of(&ds, &format!("pair{i}_b.jpg")));
+            assert_eq!(ds.cluster[a], ds.cluster[b]);
+            let split_of = |k| Split::ALL.into_iter().find(|s| ds.split(*s).contains(&k));
+            assert_eq!(split_of(a), split_of(b), "seed {seed}: pair {i}");
+        }
+    }
+}
+
+#[test]
+fn an_image_filed_under_two_labels_is_reported_and_dropped() {
+    let root = tempdir("conflict");
+    class_folders(&root, "Training/", &NICKPARVAR, &[8, 8, 8, 8]);
+    class_folders(&root, "Testing/", &NICKPARVAR, &[2, 2, 2, 2]);
+    let img = blobs("twice", 64, 64);
+    write(&root, "Training/glioma/twice.png", &png(&img));
+    write(&root, "Testing/notumor/twice_again.png", &png(&img));
+    let ds = load_dataset(&root, &opts()).unwrap();
+    let (a, b) = (index_of(&ds, "twice.png"), index_of(&ds, "twice_again.png"));
+    for split in Split::ALL {
+        assert!(!ds.split(split).contains(&a) && !ds.split(split).contains(&b), "{split:?}");
+    }
+    assert_eq!(ds.report.label_conflicts, [("Training/glioma/twice.png".to_string(), "Testing/notumor/twice_again.png".to_string())]);
+    assert!(ds.report.summary().contains("2 images filed under two labels were dropped"), "{}", ds.report.summary());
+}
+
+#[test]
+fn an_external_folder_is_all_test_and_may_lack_classes() {
+    let root = tempdir("external");
+    class_folders(&root, "", &["glioma", "notumor"], &[3, 4]);
+    assert!(load_dataset(&root, &opts()).is_err(), "a training set needs every class");
+    let ds = load_dataset(&root, &DatasetOptions { all_test: true, ..opts() }).unwrap();
+    assert_eq!((ds.train.len(), ds.val.len(), ds.test.len()), (0, 0, 7));
+    assert_eq!(counts(&ds, Split::Test), [3, 0, 4, 0]);
+    assert_eq!(ds.without_training_copies(Split::Test).len(), 7);
+}
+
+#[test]
+fn a_folder_that_differs_from_its_manifest_warns_and_strict_refuses() {
+    let root = tempdir("manifest");
+    class_folders(&root, "Training/", &NICKPARVAR, &[6, 6, 6, 6]);
+    class_folders(&root, "Testing/", &NICKPARVAR, &[2, 2, 2, 2]);
+    // A file named as in Nickparvar's Testing/ but holding other bytes.
+    write(&root, "Testing/glioma/Te-glTr_0000.jpg", &jpeg(&blobs("impostor", 64, 64), 90));
+    let ds = load_dataset(&root, &opts()).unwrap();
+    let m = ds.report.manifest.as_ref().expect("the name is in a known manifest");
+    assert!(!m.matches);
+    assert!(m.manifests.iter().any(|r| r.manifest == "nickparvar-testing.tsv" && r.differ == ["Testing/glioma/Te-glTr_0000.jpg"]), "{m:?}");
+    let err = load_dataset(&root, &DatasetOptions { strict: true, ..opts() }).unwrap_err().to_string();
+    assert!(err.contains("does not match the dataset manifest") && err.contains("scripts/fetch-data"), "{err}");
+    assert!(err.contains("1 files differ"), "{err}");
+}
+
+#[test]
 fn fixture_images_are_far_apart_in_phash() {
     let hashes: Vec<u64> = (0..40).map(|i| dedup::phash(&blobs(&format!("far{i}"), 64, 64).into())).collect();
     let min = (0..40).flat_map(|i| (i + 1..40).map(move |j| (i, j))).map(|(i, j)| dedup::hamming(hashes[i], hashes[j])).min();

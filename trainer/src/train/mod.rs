@@ -23,7 +23,7 @@ mod run;
 
 pub use loss::cross_entropy;
 pub use optim::AdamW;
-pub use run::{evaluate_onnx, run};
+pub use run::{evaluate_onnx_each, run};
 
 use crate::data::augment::AugmentConfig;
 use crate::models::Arch;
@@ -33,7 +33,8 @@ use std::path::PathBuf;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum ArchArg {
-    /// MobileNetV2 (width set by --alpha); from scratch unless --weights names a torchvision file.
+    /// MobileNetV2 (width set by --alpha); at width 1.0 from torchvision's ImageNet weights in .cache/weights
+    /// (scripts/fetch-pretrained) unless --no-pretrained; other widths from scratch unless --weights names a file.
     MobilenetV2,
     /// EfficientNet-Lite0; ImageNet weights from .cache/weights (scripts/fetch-pretrained) unless --no-pretrained.
     EfficientnetLite0,
@@ -98,9 +99,20 @@ pub struct Args {
     /// Share of Training/ (per class) held out for validation.
     #[arg(long, default_value_t = 0.15)]
     pub val_fraction: f64,
-    /// Drop validation/test images that duplicate a training image.
+    /// Drop validation/test images that duplicate a training image (the test split
+    /// is always also evaluated on its deduplicated subset, without this).
     #[arg(long)]
     pub dedup: bool,
+    /// Near-duplicate threshold: largest pHash distance (bits of 63) at which two
+    /// images count as copies; chosen by looking at pairs (bench/leakage/).
+    #[arg(long, default_value_t = crate::data::NEAR_THRESHOLD)]
+    pub near_threshold: u32,
+    /// Split validation from training image by image, letting near-duplicate clusters straddle the two.
+    #[arg(long)]
+    pub ungrouped: bool,
+    /// Refuse a dataset folder whose files differ from the known manifest it resembles (default: warn).
+    #[arg(long)]
+    pub strict: bool,
     /// Train without augmentation.
     #[arg(long)]
     pub no_augment: bool,

@@ -23,10 +23,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-/// The default location of the EfficientNet-Lite0 ImageNet weights.
-pub fn default_lite0_weights() -> PathBuf {
+/// Where `scripts/fetch-pretrained` puts the ImageNet weights of `arch`, if
+/// any exist for it: EfficientNet-Lite0, and MobileNetV2 at width 1.0
+/// (torchvision's IMAGENET1K_V1 file; no other width is published in a registry).
+pub fn default_weights(arch: Arch) -> Option<PathBuf> {
     let cache = std::env::var_os("MRISCREEN_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("weights/efficientnet-lite0-57934424.pth")
+    match arch {
+        Arch::EfficientNetLite0 => Some(cache.join("weights/efficientnet-lite0-57934424.pth")),
+        Arch::MobileNetV2 { alpha } if alpha == 1.0 => Some(cache.join("weights/mobilenet_v2-b0353104.pth")),
+        Arch::MobileNetV2 { .. } => None,
+    }
 }
 
 /// The input contract of every model the trainer makes: 0.5–99.5 percentile
@@ -151,7 +157,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
     std::fs::write(a.out.join("train_config.json"), serde_json::to_string_pretty(&a)? + "\n")?;
     eprintln!("{}", mriscreen::DISCLAIMER);
 
-    let opts = DatasetOptions { seed: a.seed, val_fraction: a.val_fraction, dedup: a.dedup, ..Default::default() };
+    let opts = DatasetOptions {
+        seed: a.seed,
+        val_fraction: a.val_fraction,
+        dedup: a.dedup,
+        near_threshold: a.near_threshold,
+        grouped: !a.ungrouped,
+        strict: a.strict,
+        ..Default::default()
+    };
     let mut ds = load_dataset(&a.data, &opts)?;
     if let Some(m) = a.max_per_class {
         let mut per = vec![0usize; ds.classes.len()];
@@ -178,14 +192,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     seeded_init(&varmap, a.seed)?;
     let pretrained = match (&a.weights, arch, a.no_pretrained) {
         (Some(p), _, _) => Some(p.clone()),
-        (None, Arch::EfficientNetLite0, false) => {
-            let p = default_lite0_weights();
-            if !p.exists() {
-                bail!("no ImageNet weights at {}: run scripts/fetch-pretrained, pass --weights FILE, or --no-pretrained", p.display());
+        (None, _, false) => match default_weights(arch) {
+            Some(p) if !p.exists() => {
+                bail!("no ImageNet weights at {}: run scripts/fetch-pretrained, pass --weights FILE, or --no-pretrained", p.display())
             }
-            Some(p)
-        }
-        _ => None,
+            p => p,
+        },
+        (None, _, true) => None,
     };
     let pretrained_note = match &pretrained {
         Some(p) => {
@@ -472,6 +485,7 @@ fn model_card(
         seed = a.seed,
         best = state.best.unwrap_or((0, 0)),
     );
+    card += &test_section(ds, e);
     card += &match calibration {
         Some(c) => c.card_section(),
         None => "## Calibration\n\nNot calibrated (too few validation images): temperature 1, no refer threshold.\n\n".into(),
@@ -486,20 +500,79 @@ fn model_card(
     card
 }
 
+/// The card's data and test details: manifest, leakage, the deduplicated
+/// subset and the screening question.
+fn test_section(ds: &Dataset, e: &crate::evaluate::Evaluation) -> String {
+    let r = &ds.report;
+    let mut s = String::from("## Data and test split\n\n");
+    s += &format!("- **Split:** {}.\n", r.split_rule);
+    if let Some(m) = &r.manifest {
+        s += &format!("- **Files:** {} {}.\n", if m.matches { "match the committed manifests:" } else { "DIFFER from the manifests:" }, m.summary());
+    }
+    if let Some(tt) = r.leakage.pair(Split::Train, Split::Test) {
+        s += &format!(
+            "- **Leakage:** {} of {} test images have an exact or near copy (pHash ≤ {} bits) among the training images ({} exact pairs, {} near pairs).\n",
+            tt.images_with_duplicate,
+            e.n,
+            r.leakage.near_threshold,
+            tt.exact_pairs,
+            tt.near_pairs
+        );
+    }
+    if !r.label_conflicts.is_empty() {
+        s += &format!("- **Label conflicts:** {} pairs of identical images under two labels, dropped from every split.\n", r.label_conflicts.len());
+    }
+    if let (Some(d), Some(rule)) = (&e.deduplicated, &e.subset_rule) {
+        s += &format!(
+            "- **Deduplicated test subset** ({rule}): accuracy {:.1} % (95 % Wilson CI {:.1}–{:.1} %, n = {}), macro-F1 {:.3}.\n",
+            100.0 * d.accuracy,
+            100.0 * d.accuracy_ci95[0],
+            100.0 * d.accuracy_ci95[1],
+            d.n,
+            d.macro_f1
+        );
+    }
+    if let Some(b) = &e.binary {
+        s += &format!("- **Screening** ({}).\n", b.line());
+    }
+    s + "\n"
+}
+
 /// Evaluates an ONNX model exactly as the page and `predict` run it.
 pub fn evaluate_onnx(bytes: &[u8], ds: &Dataset, split: Split) -> Result<crate::evaluate::Evaluation> {
+    Ok(evaluate_onnx_each(bytes, ds, split)?.0)
+}
+
+/// [`evaluate_onnx`], and every image's prediction in split order.
+pub fn evaluate_onnx_each(bytes: &[u8], ds: &Dataset, split: Split) -> Result<(crate::evaluate::Evaluation, Vec<mriscreen::Prediction>)> {
     let mut c = mriscreen::Classifier::new(bytes, &Default::default())?;
     let idx = ds.split(split);
     let pb = progress(idx.len(), format!("eval {}", split.name()));
     let mut predicted = Vec::with_capacity(idx.len());
+    let mut all = Vec::with_capacity(idx.len());
     for &i in idx {
-        let p = mriscreen::block_on(c.classify_image(&ds.samples[i].image))?;
+        let mut p = mriscreen::block_on(c.classify_image(&ds.samples[i].image))?;
         let k = ds.classes.iter().position(|c| *c == p.label).unwrap_or(usize::MAX) as u32;
         predicted.push(k);
+        p.features = None;
+        all.push(p);
         pb.inc(1);
     }
     pb.finish_and_clear();
-    Ok(evaluate(&ds.labels(split), &predicted, &ds.classes))
+    let mut e = evaluate(&ds.labels(split), &predicted, &ds.classes);
+    // The same predictions on the images without a near copy in training.
+    if split == Split::Test && !ds.train.is_empty() {
+        let clean: std::collections::HashSet<usize> = ds.without_training_copies(split).into_iter().collect();
+        let keep: Vec<usize> = (0..idx.len()).filter(|&k| clean.contains(&idx[k])).collect();
+        let truth: Vec<u32> = keep.iter().map(|&k| ds.samples[idx[k]].label).collect();
+        let pred: Vec<u32> = keep.iter().map(|&k| predicted[k]).collect();
+        e.deduplicated = Some(Box::new(evaluate(&truth, &pred, &ds.classes)));
+        e.subset_rule = Some(format!(
+            "test images with no training image in their near-duplicate cluster: exact copies or pHash ≤ {} bits, transitively",
+            ds.report.leakage.near_threshold
+        ));
+    }
+    Ok((e, all))
 }
 
 #[cfg(test)]
