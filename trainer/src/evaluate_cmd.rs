@@ -43,6 +43,9 @@ struct ImageResult {
     predicted: String,
     /// The top calibrated probability.
     probability: f32,
+    /// Whether a training image is in this image's near-duplicate cluster
+    /// (false: the image is in the deduplicated subset).
+    near_copy_in_training: bool,
 }
 
 #[derive(Serialize)]
@@ -68,6 +71,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         bail!("{} has no test images; for a folder without Testing/, pass --external to test on every image", a.split.data.display());
     }
     let (evaluation, results) = crate::train::evaluate_onnx_each(&bytes, &ds, Split::Test)?;
+    let clean: std::collections::HashSet<usize> = ds.without_training_copies(Split::Test).into_iter().collect();
     let what = if a.external { "every image (external test set)" } else { "the test split" };
     println!("{}\n", mriscreen::DISCLAIMER);
     println!("model {} on {what} of {}:", a.model.display(), a.split.data.display());
@@ -89,6 +93,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 class: ds.classes[ds.samples[i].label as usize].clone(),
                 predicted: p.label.clone(),
                 probability: p.probabilities.iter().map(|c| c.probability).fold(0.0, f32::max),
+                near_copy_in_training: !clean.contains(&i),
             })
             .collect();
         let report = Report { model: a.model.display().to_string(), data: a.split.data.display().to_string(), what, evaluation: &evaluation, images };

@@ -32,15 +32,33 @@ export function accuracyText(entry) {
   return parts.length ? `${pct(entry.test_accuracy)} (${parts.join(', ')})` : pct(entry.test_accuracy);
 }
 
+/** Accuracy on the test images without a near copy in training, when the manifest has it. */
+export function dedupText(entry) {
+  if (typeof entry.dedup_test_accuracy !== 'number') return null;
+  const ci = entry.dedup_test_accuracy_ci95;
+  const range = Array.isArray(ci) && ci.length === 2 ? `95 % CI ${pct(ci[0])}–${pct(ci[1])}, ` : '';
+  return `${pct(entry.dedup_test_accuracy)} (${range}${entry.dedup_test_set_size} test images with no near copy in training)`;
+}
+
+/** The external test in words: sensitivity and specificity with their n. */
+export function externalText(entry) {
+  const x = entry.external_test;
+  if (!x || typeof x.sensitivity !== 'number') return null;
+  return `sensitivity ${pct(x.sensitivity, 0)} (n = ${x.positives} tumour slices), specificity ${pct(x.specificity, 0)} `
+    + `(n = ${x.negatives} healthy slices), on real slices from other sources — too few for an accuracy; see the model card`;
+}
+
 /** [term, description] pairs shown for the chosen model. */
 export function describe(entry) {
   const t = referThreshold(entry);
+  const optional = [['Deduplicated test accuracy', dedupText(entry)], ['External test', externalText(entry)]].filter(([, v]) => v);
   return [
     ['Name', entry.name ?? entry.id],
     ['Architecture', entry.arch ?? 'not stated'],
     ['Precision', entry.precision ?? 'not stated'],
     ['Download size', formatBytes(entry.bytes)],
     ['Test accuracy', accuracyText(entry)],
+    ...optional,
     ['Trained on', entry.trained_on ?? 'not stated'],
     ['Refer threshold', t.fromManifest
       ? `top probability below ${pct(t.value, 0)} (from the manifest)`
