@@ -16,6 +16,7 @@
 //! in `metrics.json`, then ONNX export with self-verification, calibration on
 //! the validation split (`calibrate`) and an evaluation on the test split.
 
+mod card;
 mod checkpoint;
 mod loss;
 mod optim;
