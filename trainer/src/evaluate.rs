@@ -159,18 +159,22 @@ pub fn evaluate(truth: &[u32], predicted: &[u32], classes: &[String]) -> Evaluat
 }
 
 impl Evaluation {
-    /// A one-screen table.
-    pub fn table(&self) -> String {
-        let w = self.classes.iter().map(String::len).max().unwrap_or(5).max(10);
-        let mut s = format!(
-            "accuracy {:.1} % (95 % CI {:.1}–{:.1} %, n = {}), macro-F1 {:.3}\n\n{:w$}  precision  recall     F1  support\n",
+    /// Accuracy with its Wilson interval and n, and macro-F1, in one line.
+    pub fn headline(&self) -> String {
+        format!(
+            "accuracy {:.1} % (95 % Wilson CI {:.1}–{:.1} %, n = {}), macro-F1 {:.3}",
             100.0 * self.accuracy,
             100.0 * self.accuracy_ci95[0],
             100.0 * self.accuracy_ci95[1],
             self.n,
-            self.macro_f1,
-            "class"
-        );
+            self.macro_f1
+        )
+    }
+
+    /// A one-screen table.
+    pub fn table(&self) -> String {
+        let w = self.classes.iter().map(String::len).max().unwrap_or(5).max(10);
+        let mut s = format!("{}\n\n{:w$}  precision  recall     F1  support\n", self.headline(), "class");
         for m in &self.per_class {
             s += &format!("{:w$}  {:>9.3}  {:>6.3}  {:>5.3}  {:>7}\n", m.class, m.precision, m.recall, m.f1, m.support);
         }
@@ -190,14 +194,7 @@ impl Evaluation {
             s += &format!("\n{}\n", b.line());
         }
         if let (Some(d), Some(rule)) = (&self.deduplicated, &self.subset_rule) {
-            s += &format!(
-                "\ndeduplicated subset ({rule}): accuracy {:.1} % (95 % CI {:.1}–{:.1} %, n = {}), macro-F1 {:.3}\n",
-                100.0 * d.accuracy,
-                100.0 * d.accuracy_ci95[0],
-                100.0 * d.accuracy_ci95[1],
-                d.n,
-                d.macro_f1
-            );
+            s += &format!("\ndeduplicated subset ({rule}): {}\n", d.headline());
         }
         s
     }

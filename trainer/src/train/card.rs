@@ -106,14 +106,7 @@ fn test_section(ds: &Dataset, e: &crate::evaluate::Evaluation) -> String {
         s += &format!("- **Label conflicts:** {} pairs of identical images under two labels, dropped from every split.\n", r.label_conflicts.len());
     }
     if let (Some(d), Some(rule)) = (&e.deduplicated, &e.subset_rule) {
-        s += &format!(
-            "- **Deduplicated test subset** ({rule}): accuracy {:.1} % (95 % Wilson CI {:.1}–{:.1} %, n = {}), macro-F1 {:.3}.\n",
-            100.0 * d.accuracy,
-            100.0 * d.accuracy_ci95[0],
-            100.0 * d.accuracy_ci95[1],
-            d.n,
-            d.macro_f1
-        );
+        s += &format!("- **Deduplicated test subset** ({rule}): {}.\n", d.headline());
     }
     if let Some(b) = &e.binary {
         s += &format!("- **Screening** ({}).\n", b.line());
