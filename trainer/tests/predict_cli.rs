@@ -92,7 +92,7 @@ fn a_colour_photo_is_referred_whatever_the_model_says() {
 /// The shipped default model's familiarity check: grey images that are not
 /// brain MRI (scikit-image's photos and a page of text, fetched by `scripts/setup
 /// test`), which the confidence threshold lets through, are referred as unlike
-/// the training images; the four synthetic samples are not.
+/// the training images; the page's four real samples are not.
 #[test]
 fn the_default_model_refers_grey_images_unlike_its_training_data() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -101,7 +101,7 @@ fn the_default_model_refers_grey_images_unlike_its_training_data() {
     for f in &strangers {
         assert!(f.exists(), "{}: run scripts/setup test to fetch the scikit-image photos", f.display());
     }
-    let samples: Vec<PathBuf> = ["glioma", "meningioma", "notumor", "pituitary"].iter().map(|c| root.join(format!("www/samples/synth-{c}.jpg"))).collect();
+    let samples: Vec<PathBuf> = ["glioma", "meningioma", "notumor", "pituitary"].iter().map(|c| root.join(format!("www/samples/real-{c}.jpg"))).collect();
     let files: Vec<&str> = strangers.iter().chain(&samples).map(|p| p.to_str().unwrap()).collect();
     let out = mriscreen(&[&["predict", "--json"][..], &files].concat(), &root);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -111,7 +111,7 @@ fn the_default_model_refers_grey_images_unlike_its_training_data() {
         let unlike = item["refer_reasons"].as_array().is_some_and(|r| r.iter().any(|x| x.as_str().unwrap().contains("unlike the training images")));
         assert!(item["familiarity_distance"].is_number(), "{item}");
         if file.contains("/www/samples/") {
-            assert!(!unlike && item["refer"] == false, "a synthetic sample is not referred: {item}");
+            assert!(!unlike && item["refer"] == false, "a real sample is not referred: {item}");
         } else {
             assert!(unlike && item["refer"] == true, "a grey non-MRI image is referred as unlike the training images: {item}");
             assert_eq!(item["colour_fraction"], 0.0, "{item}");
