@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startServer, launch, newSession, openPage, classifySample, copyDist, defaultModel } from './helpers.mjs';
+import { DIST, startServer, launch, newSession, openPage, classifySample, copyDist, defaultModel } from './helpers.mjs';
 
 let browser;
 const sites = [];
@@ -37,7 +37,9 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   });
   const { context, page } = await openPage(browser, `${url}?backend=cpu`);
   const options = await page.$$eval('#model-select option', (os) => os.map((o) => ({ value: o.value, text: o.textContent, selected: o.selected })));
-  assert.deepEqual(options.map((o) => o.value), [entry.id, 'second']);
+  const shipped = JSON.parse(fs.readFileSync(path.join(DIST, 'models/manifest.json'), 'utf8')).models.map((m) => m.id);
+  assert.deepEqual(options.map((o) => o.value), [...shipped, 'second']);
+  assert.equal(options[0].value, entry.id);
   assert.ok(options[0].selected, 'the default model is chosen first');
   const details = await page.locator('#model-details').innerText();
   assert.match(details, new RegExp(`Precision\\s+${entry.precision}`));
