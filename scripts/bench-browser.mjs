@@ -75,7 +75,7 @@ const report = {
   webgpu_adapter: 'SwiftShader (software) unless the machine has a GPU',
   machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, platform: process.platform },
   gpu: results.gpu, cpu: results.cpu,
-  reference: 'onnxruntime-web 1.30, same machine class: WebGPU (SwiftShader) 2.06 s warm, wasm 1 thread 30.8 ms warm (DESIGN.md)',
+  reference: 'onnxruntime-web 1.30, same machine class: WebGPU (SwiftShader) 2.06 s warm, wasm 1 thread 30.8 ms warm (README, section Benchmark)',
 };
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');

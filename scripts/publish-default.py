@@ -212,10 +212,10 @@ if args.dataset == "nickparvar" and ext and ext.get("binary"):
     b = ext["binary"]
     entry["external_test"] = {k: b[k] for k in ("sensitivity", "sensitivity_ci95", "positives", "specificity", "specificity_ci95", "negatives")}
 if cal:
-    entry["temperature"] = cal["temperature"]
-    entry["refer_threshold"] = cal["refer_threshold"]
-    entry["refer_rule"] = (f"refer when the top calibrated probability is below refer_threshold, chosen on the "
-                           f"validation split (n = {cal['n']}) as the lowest level at which accepted images were "
+    # The threshold itself lives in the model file (mriscreen.refer_threshold), where
+    # the library reads it; the manifest only says how it was chosen.
+    entry["refer_rule"] = (f"the model's refer threshold was chosen on the validation split (n = {cal['n']}) as the "
+                           f"lowest top calibrated probability at which accepted images were "
                            f"{100 * cal['target_accuracy']:.0f} % right")
 path = os.path.join(models, "manifest.json")
 manifest = {"version": 1, "models": []}

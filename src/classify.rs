@@ -9,6 +9,7 @@ use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
 use crate::input_check;
 use crate::model::{keys, LoadOptions, ModelError, ModelInfo, ModelPackage};
 use crate::preprocess::{scaled, to_input};
+use crate::referral::{self, Evidence, ReferReason};
 use crate::Error;
 use image::DynamicImage;
 use serde::{Deserialize, Serialize};
@@ -57,12 +58,13 @@ pub struct Prediction {
     /// Where the model looked for the top class, aligned with `preview`;
     /// `None` without previews or without a `features` output.
     pub heatmap: Option<Heatmap>,
+    /// Refer for expert review: `refer_reasons` is not empty ([`referral`]).
+    pub refer: bool,
+    /// Every reason the result is referred for, with its numbers.
+    pub refer_reasons: Vec<ReferReason>,
     /// The share of the image's pixels in colour ([`input_check::colour_fraction`]).
     #[serde(default)]
     pub colour_fraction: f32,
-    /// A colour image: MRI slices are grey, so refer it whatever the model says.
-    #[serde(default)]
-    pub colour_input: bool,
     /// Distance of the input's features to the training images
     /// ([`familiar`]), when the model carries the statistics.
     #[serde(default)]
@@ -70,9 +72,6 @@ pub struct Prediction {
     /// The model's limit for that distance.
     #[serde(default)]
     pub familiarity_limit: Option<f32>,
-    /// Above the limit: unlike the training images, so refer it.
-    #[serde(default)]
-    pub unfamiliar: bool,
 }
 
 /// A loaded model plus the budgets its inputs are held to.
@@ -156,6 +155,12 @@ impl Classifier {
         &self.info
     }
 
+    /// Whether the model carries training-image feature statistics, so the
+    /// referral rule checks how familiar each input is.
+    pub fn has_familiarity(&self) -> bool {
+        self.familiarity.is_some()
+    }
+
     /// Decodes, preprocesses and classifies one image file's bytes (the
     /// middle frame of a multi-frame DICOM file).
     pub async fn classify(&mut self, image: &[u8]) -> Result<Prediction, Error> {
@@ -199,6 +204,12 @@ impl Classifier {
             _ => None,
         };
         let familiarity_limit = self.familiarity.as_ref().map(|s| s.limit);
+        let evidence = Evidence {
+            top_probability: probs[best],
+            colour_fraction,
+            familiarity: familiarity_distance.zip(familiarity_limit),
+        };
+        let refer_reasons = referral::reasons(&evidence, self.info.threshold());
         let preview = self.previews.then(|| heatmap::preview(&plane));
         let heatmap = match (&preview, &out.features, &self.cam) {
             (Some(pv), Some(features), Some(weights)) => heatmap::cam(features, weights, best).map(|map| {
@@ -238,9 +249,9 @@ impl Classifier {
             features: out.features,
             preview,
             heatmap,
+            refer: !refer_reasons.is_empty(),
+            refer_reasons,
             colour_fraction,
-            colour_input: input_check::is_colour(colour_fraction),
-            unfamiliar: matches!((familiarity_distance, familiarity_limit), (Some(d), Some(l)) if d > l),
             familiarity_distance,
             familiarity_limit,
         })

@@ -4,7 +4,8 @@
 //! [`WebError`] with a `toString`. Everything here delegates to the same
 //! [`Classifier`] the CLI uses.
 
-use crate::model::{LoadOptions, Overrides};
+use crate::model::{LoadOptions, ModelInfo, Overrides};
+use crate::referral::{self, Threshold};
 use crate::{BackendChoice, Classifier, Error};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -20,8 +21,8 @@ pub fn start() {
     }));
 }
 
-/// An error for JavaScript: `kind` is `decode`, `model`, `inference` or
-/// `options`; `message` says what to do.
+/// An error for JavaScript: `kind` is one of [`Error::kind`]'s or `options`
+/// (a bad argument from the page); `message` says what to do.
 #[wasm_bindgen]
 pub struct WebError {
     kind: String,
@@ -46,12 +47,7 @@ impl WebError {
 
 impl From<Error> for WebError {
     fn from(e: Error) -> Self {
-        let kind = match e {
-            Error::Decode(_) => "decode",
-            Error::Model(_) => "model",
-            Error::Inference(_) => "inference",
-        };
-        WebError { kind: kind.into(), message: e.to_string() }
+        WebError { kind: e.kind().into(), message: e.to_string() }
     }
 }
 
@@ -61,7 +57,7 @@ fn options_error(e: impl std::fmt::Display) -> WebError {
 
 /// What `MriScreen.create` accepts as its second argument.
 #[derive(Deserialize, Default)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 struct CreateOptions {
     /// Expected SHA-256 of the model bytes (from the manifest).
     sha256: Option<String>,
@@ -81,6 +77,16 @@ struct ClassifyOptions {
 
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, WebError> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false)).map_err(options_error)
+}
+
+/// The model's description as the page gets it: [`ModelInfo`] plus the
+/// referral rule it is held to, in numbers and in words.
+#[derive(Serialize)]
+struct PageInfo<'a> {
+    #[serde(flatten)]
+    info: &'a ModelInfo,
+    threshold: Threshold,
+    refer_rule: String,
 }
 
 /// A loaded model.
@@ -105,9 +111,12 @@ impl MriScreen {
         Ok(MriScreen { inner })
     }
 
-    /// The model's description (classes, input spec, precision, provenance).
+    /// The model's description (classes, input spec, precision, provenance)
+    /// with `threshold` ({ value, calibrated }) and `refer_rule` (a sentence).
     pub fn info(&self) -> Result<JsValue, WebError> {
-        to_js(self.inner.info())
+        let info = self.inner.info();
+        let refer_rule = referral::describe(info.threshold(), self.inner.has_familiarity());
+        to_js(&PageInfo { info, threshold: info.threshold(), refer_rule })
     }
 
     /// Which backend runs (`kind`: "gpu" or "cpu"), the GPU adapter, and

@@ -19,7 +19,7 @@ fn empty_file() {
 
 #[test]
 fn random_bytes() {
-    let mut rng = mriscreen::model::random::Rng::new(3);
+    let mut rng = mriscreen::rng::Rng::new(3);
     let bytes: Vec<u8> = (0..4096).map(|_| rng.next_u64() as u8).collect();
     let e = err(&bytes);
     assert!(matches!(e, DecodeError::UnknownFormat { .. }), "{e}");

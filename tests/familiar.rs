@@ -5,9 +5,10 @@
 mod common;
 
 use mriscreen::familiar::{pool, Familiarity};
-use mriscreen::model::random::{self, RandomNet, CLASSES};
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::CLASSES;
 use mriscreen::model::{keys, with_metadata, LoadOptions, Overrides};
-use mriscreen::{block_on, Classifier};
+use mriscreen::{block_on, Classifier, ReferReason};
 
 fn mobilenet() -> Vec<u8> {
     random::mobilenet_v2(0.35, &RandomNet::new(&CLASSES, 96, 3))
@@ -24,14 +25,15 @@ fn predictions_carry_the_distance_and_the_verdict() {
     let scan = common::png(common::phantom(180, 140));
     let other = common::png(common::phantom(60, 200));
     let plain = block_on(Classifier::new(&model, &LoadOptions::default()).unwrap().classify(&scan)).unwrap();
-    assert_eq!((plain.familiarity_distance, plain.unfamiliar), (None, false), "no statistics, no check");
+    let unfamiliar = |p: &mriscreen::Prediction| p.refer_reasons.iter().any(|r| matches!(r, ReferReason::Unfamiliar { .. }));
+    assert_eq!((plain.familiarity_distance, unfamiliar(&plain)), (None, false), "no statistics, no check");
     let centre = pool(plain.features.as_ref().expect("features output"));
 
     let familiar = with_metadata(&model, &[(keys::FAMILIARITY, stats(&centre, 0.5))]).unwrap();
     let mut c = Classifier::new(&familiar, &LoadOptions::default()).unwrap();
     let p = block_on(c.classify(&scan)).unwrap();
     assert!(p.familiarity_distance.unwrap() < 1e-3, "{:?}", p.familiarity_distance);
-    assert_eq!((p.familiarity_limit, p.unfamiliar), (Some(0.5), false));
+    assert_eq!((p.familiarity_limit, unfamiliar(&p)), (Some(0.5), false));
     // The class probabilities do not change.
     assert_eq!(p.probabilities, plain.probabilities);
     let q = block_on(c.classify(&other)).unwrap();
@@ -40,7 +42,9 @@ fn predictions_carry_the_distance_and_the_verdict() {
     // A limit below the other image's distance: unfamiliar.
     let strict = with_metadata(&model, &[(keys::FAMILIARITY, stats(&centre, q.familiarity_distance.unwrap() / 2.0))]).unwrap();
     let r = block_on(Classifier::new(&strict, &LoadOptions::default()).unwrap().classify(&other)).unwrap();
-    assert!(r.unfamiliar, "{:?} > {:?}", r.familiarity_distance, r.familiarity_limit);
+    assert!(r.refer && unfamiliar(&r), "{:?} > {:?}", r.familiarity_distance, r.familiarity_limit);
+    let (d, l) = (r.familiarity_distance.unwrap(), r.familiarity_limit.unwrap());
+    assert!(r.refer_reasons.contains(&ReferReason::Unfamiliar { distance: d, limit: l }), "{:?}", r.refer_reasons);
 }
 
 #[test]

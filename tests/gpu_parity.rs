@@ -9,7 +9,8 @@
 mod common;
 
 use mriscreen::block_on;
-use mriscreen::model::random::{self, RandomNet, CLASSES};
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::CLASSES;
 use mriscreen::model::Precision;
 
 fn check(name: &str, bytes: &[u8], classes: Option<&[&str]>) {

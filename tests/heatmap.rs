@@ -5,7 +5,8 @@
 mod common;
 
 use mriscreen::heatmap::{cam, CamWeights};
-use mriscreen::model::random::{self, RandomNet, CLASSES};
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::CLASSES;
 use mriscreen::model::tensor_data::values_f32;
 use mriscreen::model::{LoadOptions, ModelPackage, Precision};
 use mriscreen::{block_on, Classifier};

@@ -7,7 +7,9 @@ use mriscreen::backend::{relative_max_diff, CpuBackend};
 use mriscreen::model::builder::{attr_int, attr_ints, attr_string, ConvAttrs, GraphBuilder};
 use mriscreen::model::normalise::{for_wonnx, MAX_CONCAT_INPUTS};
 use mriscreen::model::pb::{tensor_proto::DataType, ModelProto};
-use mriscreen::model::random::{self, RandomNet, Rng, CLASSES};
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::rng::Rng;
+use mriscreen::CLASSES;
 use mriscreen::model::{LoadOptions, ModelPackage, Overrides, Precision};
 use prost::Message;
 

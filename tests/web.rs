@@ -73,7 +73,8 @@ async fn js_api_matches_native_and_reports_errors() {
 // WebGPU (SwiftShader in headless Chromium) against tract, in the browser.
 mod webgpu {
     use super::common;
-    use mriscreen::model::random::{self, RandomNet, CLASSES};
+    use mriscreen::model::random::{self, RandomNet};
+    use mriscreen::CLASSES;
     use mriscreen::model::Precision;
     use wasm_bindgen_test::*;
 

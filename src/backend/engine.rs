@@ -7,7 +7,7 @@
 //! backend runs and, after a fallback, why.
 
 use super::{relative_max_diff, Backend, BackendKind, CpuBackend, GpuBackend, InferenceError, Outputs};
-use crate::model::random::Rng;
+use crate::rng::Rng;
 use crate::model::ModelPackage;
 use serde::{Deserialize, Serialize};
 

@@ -8,7 +8,7 @@
 //! Weights go through [`GraphBuilder::weight`], which stores them in the
 //! builder's [`Precision`]: fp32 as they are; fp16 as FLOAT16 initializers
 //! followed by `Cast` to float; int8 as per-output-channel symmetric INT8 with a
-//! `DequantizeLinear` node (weight-only QDQ), as DESIGN.md's contract says.
+//! `DequantizeLinear` node (weight-only QDQ), as docs/architecture.md ("The ONNX contract") says.
 
 use crate::model::pb::{
     self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
@@ -176,6 +176,14 @@ impl GraphBuilder {
 
     pub fn metadata(&mut self, key: &str, value: &str) {
         self.metadata.push((key.into(), value.into()));
+    }
+
+    /// The model's `mriscreen.*` metadata, written by [`Description::entries`]
+    /// (the one writer).
+    pub fn describe(&mut self, description: &super::Description) {
+        for (key, value) in description.entries() {
+            self.metadata(key, &value);
+        }
     }
 
     /// Adds an initializer and returns its name.

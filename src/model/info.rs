@@ -8,7 +8,11 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-/// The `metadata_props` keys of the ONNX contract (DESIGN.md).
+/// The `metadata_props` keys of the ONNX contract. Encoding, read and
+/// written alike: lists and numbers are JSON (`["a","b"]`, `[0.5, 0.5, 0.5]`,
+/// `[224, 224]` as [width, height], `0.49`); names are plain text
+/// (`letterbox`, `fp16`). The reader also accepts the older plain forms
+/// (`224`, `256x192`, `0.5,0.5,0.5`).
 pub mod keys {
     pub const CLASSES: &str = "mriscreen.classes";
     pub const INPUT_SIZE: &str = "mriscreen.input_size";
@@ -88,6 +92,9 @@ pub struct ModelInfo {
     pub precision: Precision,
     /// Softmax temperature from calibration (1 when uncalibrated).
     pub temperature: f32,
+    /// The calibrated "refer for expert review" threshold, if the model has
+    /// one ([`crate::referral`] says what applies without).
+    pub refer_threshold: Option<f32>,
     pub trained_on: Option<String>,
     pub input_name: String,
     pub logits_name: String,
@@ -104,6 +111,69 @@ pub struct ModelInfo {
     pub(super) declared_size: Option<(usize, usize)>,
 }
 
+/// What a model file says about itself: every `mriscreen.*` value, as the one
+/// writer ([`Description::entries`]) puts them in and
+/// `ModelInfo::from_metadata` reads them back (round-trip tested). The
+/// trainer's export, `calibrate` and the random reference models all write
+/// through it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Description {
+    pub classes: Vec<String>,
+    /// Size, mean, std, resize and intensity (the layout comes from the graph).
+    pub input: InputSpec,
+    pub arch: Option<String>,
+    pub precision: Precision,
+    pub temperature: f32,
+    pub refer_threshold: Option<f32>,
+    pub trained_on: Option<String>,
+    /// The familiarity statistics as JSON ([`crate::familiar::Familiarity::to_json`]).
+    pub familiarity: Option<String>,
+}
+
+impl Description {
+    /// An uncalibrated fp32 model's description.
+    pub fn new(classes: Vec<String>, input: InputSpec) -> Self {
+        Description {
+            classes,
+            input,
+            arch: None,
+            precision: Precision::Fp32,
+            temperature: 1.0,
+            refer_threshold: None,
+            trained_on: None,
+            familiarity: None,
+        }
+    }
+
+    /// The `metadata_props` entries, in the documented encoding (see [`keys`]).
+    pub fn entries(&self) -> Vec<(&'static str, String)> {
+        let json = |v: &[f32]| serde_json::to_string(v).unwrap_or_default();
+        let mut out = vec![
+            (keys::CLASSES, serde_json::to_string(&self.classes).unwrap_or_default()),
+            (keys::INPUT_SIZE, format!("[{}, {}]", self.input.width, self.input.height)),
+            (keys::MEAN, json(&self.input.mean)),
+            (keys::STD, json(&self.input.std)),
+            (keys::RESIZE, name_of(&self.input.resize)),
+            (keys::INTENSITY, name_of(&self.input.intensity)),
+            (keys::PRECISION, self.precision.to_string()),
+            (keys::TEMPERATURE, serde_json::to_string(&self.temperature).unwrap_or_default()),
+        ];
+        let optional = [
+            (keys::ARCH, self.arch.clone()),
+            (keys::REFER_THRESHOLD, self.refer_threshold.map(|t| serde_json::to_string(&t).unwrap_or_default())),
+            (keys::TRAINED_ON, self.trained_on.clone()),
+            (keys::FAMILIARITY, self.familiarity.clone()),
+        ];
+        out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
+        out
+    }
+}
+
+/// A unit enum's serde name (`letterbox`, `robust`).
+fn name_of<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 fn invalid(key: &str, value: &str, expected: &str) -> ModelError {
     ModelError::Metadata { key: key.into(), value: value.into(), expected: expected.into() }
 }
@@ -113,12 +183,30 @@ fn parse_class_list(key: &str, value: &str) -> Result<Vec<String>, ModelError> {
 }
 
 fn parse_triple_json(key: &str, value: &str) -> Result<[f32; 3], ModelError> {
-    let v: Vec<f32> = serde_json::from_str(value).map_err(|_| invalid(key, value, "expected a JSON list of 1 or 3 numbers"))?;
+    let expected = || invalid(key, value, "expected a JSON list of 1 or 3 numbers, e.g. [0.5, 0.5, 0.5]");
+    let v: Vec<f32> = match serde_json::from_str(value) {
+        Ok(v) => v,
+        Err(_) => return parse_triple(value).ok_or_else(expected),
+    };
     match v.as_slice() {
         [x] => Ok([*x; 3]),
         [r, g, b] => Ok([*r, *g, *b]),
-        _ => Err(invalid(key, value, "expected a JSON list of 1 or 3 numbers")),
+        _ => Err(expected()),
     }
+}
+
+/// `mriscreen.input_size`: a JSON list `[width, height]` or `[size]`, or the
+/// plain `224` / `256x192`.
+fn parse_size_metadata(value: &str) -> Option<(usize, usize)> {
+    let (w, h) = match serde_json::from_str::<Vec<usize>>(value) {
+        Ok(v) => match v.as_slice() {
+            [n] => (*n, *n),
+            [w, h] => (*w, *h),
+            _ => return None,
+        },
+        Err(_) => return parse_size(value),
+    };
+    (w > 0 && h > 0 && w <= 4096 && h <= 4096).then_some((w, h))
 }
 
 /// Parses an input size: `224` (square) or `WxH` such as `256x192`.
@@ -222,7 +310,9 @@ impl ModelInfo {
         };
         let declared_size = match (overrides.input_size, meta(keys::INPUT_SIZE)) {
             (Some(s), _) => Some(s),
-            (None, Some(v)) => Some(parse_size(v).ok_or_else(|| invalid(keys::INPUT_SIZE, v, "expected a size such as 224 or 256x192"))?),
+            (None, Some(v)) => Some(
+                parse_size_metadata(v).ok_or_else(|| invalid(keys::INPUT_SIZE, v, "expected [width, height] in pixels, e.g. [224, 224]"))?,
+            ),
             (None, None) => None,
         };
         let precision = match meta(keys::PRECISION) {
@@ -236,12 +326,20 @@ impl ModelInfo {
             },
             None => 1.0,
         };
+        let refer_threshold = match meta(keys::REFER_THRESHOLD) {
+            Some(v) => match v.trim().parse::<f32>() {
+                Ok(t) if (0.0..=1.0).contains(&t) => Some(t),
+                _ => return Err(invalid(keys::REFER_THRESHOLD, v, "expected a probability from 0 to 1; calibrate the model again or remove the key")),
+            },
+            None => None,
+        };
         Ok(ModelInfo {
             classes,
             input: InputSpec { mean, std, resize, intensity, ..InputSpec::default() },
             arch: meta(keys::ARCH).map(str::to_string),
             precision,
             temperature,
+            refer_threshold,
             trained_on: meta(keys::TRAINED_ON).map(str::to_string),
             input_name: String::new(),
             logits_name: String::new(),
@@ -265,6 +363,26 @@ impl ModelInfo {
             classes: self.classes.len(),
             list: self.classes.join(", "),
         })
+    }
+
+    /// What the file says about the model (with the user's overrides and the
+    /// defaults applied), ready to be written back, e.g. by `calibrate`.
+    pub fn description(&self) -> Description {
+        Description {
+            classes: self.classes.clone(),
+            input: self.input.clone(),
+            arch: self.arch.clone(),
+            precision: self.precision,
+            temperature: self.temperature,
+            refer_threshold: self.refer_threshold,
+            trained_on: self.trained_on.clone(),
+            familiarity: self.metadata.get(keys::FAMILIARITY).cloned(),
+        }
+    }
+
+    /// The confidence threshold the referral rule holds this model to.
+    pub fn threshold(&self) -> crate::referral::Threshold {
+        crate::referral::Threshold::of(self.refer_threshold)
     }
 
     /// True for the randomly initialised placeholder that ships until a
@@ -322,6 +440,66 @@ mod tests {
     }
 
     #[test]
+    fn what_is_written_reads_back_the_same_for_every_key() {
+        let input = InputSpec {
+            width: 256,
+            height: 192,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            resize: Resize::Stretch,
+            intensity: Intensity::Unit,
+            ..InputSpec::default()
+        };
+        let written = Description {
+            classes: vec!["glioma".into(), "no tumour, \"quoted\"".into()],
+            input,
+            arch: Some("mobilenet_v2_1.0".into()),
+            precision: Precision::Int8,
+            temperature: 0.495_420_7,
+            refer_threshold: Some(0.333_251_2),
+            trained_on: Some("real MRI (a, b)".into()),
+            familiarity: Some(r#"{"limit":0.2}"#.into()),
+        };
+        let entries = written.entries();
+        let all = [
+            keys::CLASSES, keys::INPUT_SIZE, keys::MEAN, keys::STD, keys::RESIZE, keys::INTENSITY,
+            keys::ARCH, keys::PRECISION, keys::TEMPERATURE, keys::REFER_THRESHOLD, keys::TRAINED_ON, keys::FAMILIARITY,
+        ];
+        assert_eq!(entries.iter().map(|(k, _)| *k).collect::<std::collections::BTreeSet<_>>(), all.into_iter().collect());
+        let m: BTreeMap<String, String> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        assert_eq!(m[keys::INPUT_SIZE], "[256, 192]");
+        let info = ModelInfo::from_metadata(m, &Overrides::default()).unwrap();
+        assert!(info.assumed.is_empty(), "{:?}", info.assumed);
+        assert_eq!(info.declared_size, Some((256, 192)));
+        let mut read = info.description();
+        // The size reaches `input` once the graph is consulted (ModelPackage::read).
+        (read.input.width, read.input.height) = (256, 192);
+        assert_eq!(read, written);
+        // Without the optional keys, too.
+        let bare = Description::new(vec!["a".into()], InputSpec { width: 8, height: 8, ..InputSpec::default() });
+        let m = bare.entries().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut read = ModelInfo::from_metadata(m, &Overrides::default()).unwrap().description();
+        (read.input.width, read.input.height) = (8, 8);
+        assert_eq!(read, bare);
+    }
+
+    #[test]
+    fn sizes_and_channel_values_are_read_in_json_and_plain_forms() {
+        for (v, want) in [("[224, 224]", (224, 224)), ("[256,192]", (256, 192)), ("[96]", (96, 96)), ("224", (224, 224)), ("256x192", (256, 192))] {
+            let m = meta(&[(keys::CLASSES, r#"["a"]"#), (keys::INPUT_SIZE, v)]);
+            assert_eq!(ModelInfo::from_metadata(m, &Overrides::default()).unwrap().declared_size, Some(want), "{v}");
+        }
+        for v in ["[0, 224]", "[1, 2, 3]", "[]", "[-1, 2]", "\"224\""] {
+            let m = meta(&[(keys::CLASSES, r#"["a"]"#), (keys::INPUT_SIZE, v)]);
+            let err = ModelInfo::from_metadata(m, &Overrides::default()).unwrap_err().to_string();
+            assert!(err.contains(keys::INPUT_SIZE), "{v}: {err}");
+        }
+        let m = meta(&[(keys::CLASSES, r#"["a"]"#), (keys::MEAN, "0.5, 0.25, 0"), (keys::STD, "0.5")]);
+        let info = ModelInfo::from_metadata(m, &Overrides::default()).unwrap();
+        assert_eq!((info.input.mean, info.input.std), ([0.5, 0.25, 0.0], [0.5; 3]));
+    }
+
+    #[test]
     fn third_party_defaults_are_recorded() {
         let o = Overrides { classes: Some(vec!["x".into(), "y".into()]), ..Default::default() };
         let info = ModelInfo::from_metadata(BTreeMap::new(), &o).unwrap();
@@ -334,6 +512,8 @@ mod tests {
         for (k, v) in [
             (keys::CLASSES, "not json"),
             (keys::TEMPERATURE, "-1"),
+            (keys::REFER_THRESHOLD, "high"),
+            (keys::REFER_THRESHOLD, "1.5"),
             (keys::PRECISION, "fp8"),
             (keys::RESIZE, "crop"),
             (keys::MEAN, "[1,2]"),

@@ -1,6 +1,6 @@
 //! The ONNX model package: read the bytes, check them, and describe the model.
 //!
-//! [`ModelPackage::read`] enforces the contract in DESIGN.md ("The ONNX
+//! [`ModelPackage::read`] enforces the contract in docs/architecture.md ("The ONNX
 //! contract"): a byte budget, an optional SHA-256 that must match, a
 //! default-domain opset, exactly one float32 image input — NCHW `[N,3,H,W]` or
 //! NHWC `[N,H,W,3]`, detected from the graph, with a symbolic batch pinned
@@ -16,7 +16,7 @@ pub mod normalise;
 pub mod random;
 pub mod tensor_data;
 
-pub use info::{keys, parse_classes, parse_size, parse_triple, ModelInfo, Overrides, Precision};
+pub use info::{keys, parse_classes, parse_size, parse_triple, Description, ModelInfo, Overrides, Precision};
 pub use tract_onnx::pb;
 
 use crate::preprocess::Layout;

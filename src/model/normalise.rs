@@ -1,6 +1,6 @@
 //! The WebGPU graph normaliser: rewrites any model the loader accepts into
 //! the form wonnx 0.5.1 computes correctly, or refuses it naming the op and
-//! node. Each rewrite answers one fact measured about wonnx (DESIGN.md,
+//! node. Each rewrite answers one fact measured about wonnx (docs/architecture.md,
 //! "Facts measured about wonnx 0.5.1"):
 //!
 //! 1. `Constant` nodes become initializers; `Cast` and `DequantizeLinear` of

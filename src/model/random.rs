@@ -2,43 +2,16 @@
 //! untrained placeholder model, test fixtures, and latency benchmarks (random
 //! weights time exactly like trained ones).
 //!
-//! [`mobilenet_v2`] follows torchvision's MobileNetV2 (Sandler et al. 2018):
-//! inverted residual blocks (t, c, n, s) = (1,16,1,1) (6,24,2,2) (6,32,3,2)
-//! (6,64,4,2) (6,96,3,1) (6,160,3,2) (6,320,1,1), channels scaled by α and
-//! rounded to multiples of 8, a 1280-wide last conv (1280·α when α > 1),
-//! Conv → BatchNormalization → Clip(0, 6) everywhere, and node/initializer
+//! [`mobilenet_v2`] and [`efficientnet_lite0`] take their shapes from
+//! [`crate::arch`] (the one stage table per architecture). MobileNetV2 is
+//! Conv → BatchNormalization → Clip(0, 6) everywhere, with node/initializer
 //! names following torchvision's parameter keys (`features.3.conv.1.0.weight`).
 
 use super::builder::{ConvAttrs, Dim, GraphBuilder};
-use super::{keys, Precision};
-
-/// SplitMix64: tiny, seedable, identical on every platform (wasm included).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Uniform in [lo, hi).
-    pub fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.uniform()
-    }
-    pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.range(lo, hi)).collect()
-    }
-}
+use super::{Description, Precision};
+use crate::preprocess::{InputSpec, Intensity, Resize};
+use crate::arch::{Arch, BlockSpec};
+use crate::rng::Rng;
 
 /// Options shared by the random graphs.
 #[derive(Debug, Clone)]
@@ -62,9 +35,6 @@ impl RandomNet {
         }
     }
 }
-
-/// The four classes of the product, in output order.
-pub const CLASSES: [&str; 4] = ["glioma", "meningioma", "notumor", "pituitary"];
 
 /// Builds layers with He-uniform random weights into a [`GraphBuilder`].
 pub struct Layers {
@@ -123,117 +93,96 @@ impl Layers {
 
     /// Declares the contract's inputs/outputs and metadata and encodes the model.
     pub fn finish(mut self, opts: &RandomNet, arch: &str, features: Option<(usize, usize)>) -> Vec<u8> {
-        let s = opts.input_size as i64;
         let n = opts.classes.len() as i64;
         self.b.output("logits", &[1.into(), n.into()]);
         if let Some((k, hw)) = features {
             self.b.output("features", &[1.into(), (k as i64).into(), (hw as i64).into(), (hw as i64).into()]);
         }
-        let b = &mut self.b;
-        b.metadata(keys::CLASSES, &serde_json::to_string(&opts.classes).unwrap_or_default());
-        b.metadata(keys::INPUT_SIZE, &s.to_string());
-        b.metadata(keys::MEAN, "[0.5, 0.5, 0.5]");
-        b.metadata(keys::STD, "[0.25, 0.25, 0.25]");
-        b.metadata(keys::RESIZE, "letterbox");
-        b.metadata(keys::INTENSITY, "robust");
-        b.metadata(keys::ARCH, arch);
-        b.metadata(keys::PRECISION, &opts.precision.to_string());
-        b.metadata(keys::TEMPERATURE, "1");
-        b.metadata(keys::TRAINED_ON, &opts.trained_on);
+        let input = InputSpec {
+            width: opts.input_size,
+            height: opts.input_size,
+            mean: [0.5; 3],
+            std: [0.25; 3],
+            resize: Resize::Letterbox,
+            intensity: Intensity::Robust,
+            ..InputSpec::default()
+        };
+        self.b.describe(&Description {
+            arch: Some(arch.to_string()),
+            precision: opts.precision,
+            trained_on: Some(opts.trained_on.clone()),
+            ..Description::new(opts.classes.clone(), input)
+        });
         self.b.to_bytes()
     }
 }
 
-/// torchvision's `_make_divisible`.
-pub fn make_divisible(v: f32, divisor: usize) -> usize {
-    let d = divisor as f32;
-    let mut n = ((v + d / 2.0) / d).floor() as usize * divisor;
-    n = n.max(divisor);
-    if (n as f32) < 0.9 * v {
-        n += divisor;
-    }
-    n
-}
-
-/// A random MobileNetV2 with width multiplier `alpha` (see the module docs).
+/// A random MobileNetV2 with width multiplier `alpha` (see the module docs;
+/// shapes from [`crate::arch::mobilenet_v2`]).
 pub fn mobilenet_v2(alpha: f32, opts: &RandomNet) -> Vec<u8> {
+    let arch = Arch::MobileNetV2 { alpha };
     let mut l = Layers::new("mobilenet_v2", opts);
     let s = opts.input_size as i64;
     let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
-    let mut c = make_divisible(32.0 * alpha, 8);
-    let mut y = l.conv_bn(&x, "features.0", 3, c, 3, 2, 1, true);
-    let mut idx = 1;
-    let settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
-    for (t, ch, n, stride) in settings {
-        let out = make_divisible(ch as f32 * alpha, 8);
-        for i in 0..n {
-            let stride = if i == 0 { stride } else { 1 };
-            y = inverted_residual(&mut l, &y, idx, c, out, stride, t);
-            c = out;
-            idx += 1;
-        }
+    let mut y = l.conv_bn(&x, "features.0", 3, arch.stem_channels(), 3, 2, 1, true);
+    let blocks = arch.blocks();
+    for (i, block) in blocks.iter().enumerate() {
+        y = inverted_residual(&mut l, &y, i + 1, block);
     }
-    let last = make_divisible(1280.0 * alpha.max(1.0), 8);
-    l.conv_bn(&y, &format!("features.{idx}"), c, last, 1, 1, 1, true);
+    let (c, last) = (blocks.last().map_or(arch.stem_channels(), |b| b.out), arch.last_channels());
+    l.conv_bn(&y, &format!("features.{}", blocks.len() + 1), c, last, 1, 1, 1, true);
     let f = l.b.rename_last_output("features");
     l.classifier(&f, last, opts.classes.len(), "classifier.1");
     let hw = (opts.input_size + 31) / 32;
-    l.finish(opts, &format!("mobilenet_v2_{alpha:?}"), Some((last, hw)))
+    l.finish(opts, &arch.name(), Some((last, hw)))
 }
 
-fn inverted_residual(l: &mut Layers, x: &str, idx: usize, inp: usize, out: usize, stride: usize, t: usize) -> String {
-    let hidden = inp * t;
+fn inverted_residual(l: &mut Layers, x: &str, idx: usize, block: &BlockSpec) -> String {
+    let (inp, out, hidden) = (block.inp, block.out, block.hidden());
     let p = format!("features.{idx}.conv");
     let mut y = x.to_string();
     let mut j = 0;
-    if t != 1 {
+    if block.expand != 1 {
         y = l.conv_bn(&y, &format!("{p}.{j}"), inp, hidden, 1, 1, 1, true);
         j += 1;
     }
-    y = l.conv_bn(&y, &format!("{p}.{j}"), hidden, hidden, 3, stride, hidden, true);
+    y = l.conv_bn(&y, &format!("{p}.{j}"), hidden, hidden, block.kernel, block.stride, hidden, true);
     // The projection is a bare conv + BN (linear bottleneck), torchvision
     // names them conv.{j+1}.weight and conv.{j+2}.*.
     let w = l.conv_weight(&format!("{p}.{}.weight", j + 1), out, hidden, 1);
     y = l.b.conv(&y, &w, None, 1, ConvAttrs::new(1, 0));
     y = l.batch_norm(&y, &format!("{p}.{}", j + 2), out);
-    if stride == 1 && inp == out {
+    if block.residual() {
         y = l.b.add(x, &y);
     }
     y
 }
 
-/// A random EfficientNet-Lite0 (Tan & Le 2019; the "Lite" variant drops
-/// squeeze-excitation and uses ReLU6): MBConv blocks (kernel, stride,
-/// expansion, channels, repeats) = (3,1,1,16,1) (3,2,6,24,2) (5,2,6,40,2)
-/// (3,2,6,80,3) (5,1,6,112,3) (5,2,6,192,4) (3,1,6,320,1), a 32-channel stem
-/// and a 1280-channel head; symmetric padding k/2.
+/// A random EfficientNet-Lite0 (shapes from [`crate::arch::efficientnet_lite0`]),
+/// with symmetric padding k/2 (the trained models use TensorFlow's "SAME").
 pub fn efficientnet_lite0(opts: &RandomNet) -> Vec<u8> {
+    let arch = Arch::EfficientNetLite0;
     let mut l = Layers::new("efficientnet_lite0", opts);
     let s = opts.input_size as i64;
     let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
-    let mut y = l.conv_bn(&x, "stem", 3, 32, 3, 2, 1, true);
-    let mut c = 32;
-    let stages = [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)];
-    for (si, (k, stride, e, out, n)) in stages.into_iter().enumerate() {
-        for i in 0..n {
-            let stride = if i == 0 { stride } else { 1 };
-            let p = format!("blocks.{si}.{i}");
-            let hidden = c * e;
-            let mut z = y.clone();
-            if e != 1 {
-                z = l.conv_bn(&z, &format!("{p}.conv_pw"), c, hidden, 1, 1, 1, true);
-            }
-            z = l.conv_bn(&z, &format!("{p}.conv_dw"), hidden, hidden, k, stride, hidden, true);
-            z = l.conv_bn(&z, &format!("{p}.conv_pwl"), hidden, out, 1, 1, 1, false);
-            y = if stride == 1 && c == out { l.b.add(&y, &z) } else { z };
-            c = out;
+    let mut y = l.conv_bn(&x, "stem", 3, arch.stem_channels(), 3, 2, 1, true);
+    let blocks = arch.blocks();
+    for (i, block) in blocks.iter().enumerate() {
+        let p = format!("blocks.{i}");
+        let mut z = y.clone();
+        if block.expand != 1 {
+            z = l.conv_bn(&z, &format!("{p}.conv_pw"), block.inp, block.hidden(), 1, 1, 1, true);
         }
+        z = l.conv_bn(&z, &format!("{p}.conv_dw"), block.hidden(), block.hidden(), block.kernel, block.stride, block.hidden(), true);
+        z = l.conv_bn(&z, &format!("{p}.conv_pwl"), block.hidden(), block.out, 1, 1, 1, false);
+        y = if block.residual() { l.b.add(&y, &z) } else { z };
     }
-    l.conv_bn(&y, "conv_head", c, 1280, 1, 1, 1, true);
+    let (c, last) = (blocks.last().map_or(arch.stem_channels(), |b| b.out), arch.last_channels());
+    l.conv_bn(&y, "conv_head", c, last, 1, 1, 1, true);
     let f = l.b.rename_last_output("features");
-    l.classifier(&f, 1280, opts.classes.len(), "classifier");
+    l.classifier(&f, last, opts.classes.len(), "classifier");
     let hw = opts.input_size.div_ceil(32);
-    l.finish(opts, "efficientnet_lite0", Some((1280, hw)))
+    l.finish(opts, &arch.name(), Some((last, hw)))
 }
 
 /// A random DenseNet (Huang et al. 2017) in torchvision's layout: stem conv
@@ -306,28 +255,4 @@ pub fn tiny_cnn(opts: &RandomNet) -> Vec<u8> {
     l.classifier(&f, 16, opts.classes.len(), "fc");
     let hw = opts.input_size.div_ceil(2) / 2;
     l.finish(opts, "tiny_cnn", Some((16, hw)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn make_divisible_matches_torchvision() {
-        // torchvision: _make_divisible(32 * 0.35, 8) == 16, (16*0.35) == 8, (1280*1.0) == 1280
-        assert_eq!(make_divisible(32.0 * 0.35, 8), 16);
-        assert_eq!(make_divisible(16.0 * 0.35, 8), 8);
-        assert_eq!(make_divisible(96.0 * 0.75, 8), 72);
-        assert_eq!(make_divisible(1280.0, 8), 1280);
-    }
-
-    #[test]
-    fn rng_is_deterministic_and_in_range() {
-        let (mut a, mut b) = (Rng::new(7), Rng::new(7));
-        for _ in 0..1000 {
-            let x = a.uniform();
-            assert_eq!(x, b.uniform());
-            assert!((0.0..1.0).contains(&x));
-        }
-    }
 }

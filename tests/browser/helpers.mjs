@@ -17,7 +17,7 @@ export const SCREENSHOTS = path.join(ROOT, 'bench/screenshots');
 
 const BASE_FLAGS = ['--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
 
-/** WebGPU in headless Chromium on a machine without a GPU: SwiftShader (DESIGN.md). */
+/** WebGPU in headless Chromium on a machine without a GPU: SwiftShader (docs/architecture.md, "Facts that shaped wgpu-bridge"). */
 export const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--use-webgpu-adapter=swiftshader', '--enable-features=Vulkan'];
 
 /**
@@ -153,15 +153,23 @@ export async function screenshot(locator, name) {
   return file;
 }
 
-/** `mriscreen predict --json` with the repository's default model (CPU backend). */
-export function cliPredict(files) {
+/** Runs the native CLI (`target/debug/mriscreen`, built if missing): { status, stdout, stderr }. */
+export function cli(args) {
   const bin = process.env.MRISCREEN_BIN ?? path.join(ROOT, 'target/debug/mriscreen');
   if (!fs.existsSync(bin)) execFileSync('cargo', ['build', '-q', '-p', 'trainer'], { cwd: ROOT, stdio: 'inherit' });
-  let out;
   try {
-    out = execFileSync(bin, ['predict', '--json', ...files], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const stdout = execFileSync(bin, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    return { status: 0, stdout: stdout.toString(), stderr: '' };
   } catch (e) {
-    out = e.stdout; // exit status 1 when a file failed; the JSON is still complete
+    if (e.status == null) throw e;
+    return { status: e.status, stdout: e.stdout.toString(), stderr: e.stderr.toString() };
   }
-  return JSON.parse(out.toString());
+}
+
+/** `mriscreen predict --json` (CPU backend) with the repository's default model or `model`. */
+export function cliPredict(files, model) {
+  const r = cli(['predict', '--json', ...(model ? ['--model', model] : []), ...files]);
+  // Exit status 1 when a file failed; the JSON is still complete.
+  if (r.status > 1) throw new Error(`mriscreen predict failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout);
 }

@@ -1,5 +1,5 @@
 // The model picker (fed by models/manifest.json), its download progress, the
-// refer threshold read from the manifest, and a tampered model file refused
+// referral rule read from the model file, and a tampered model file refused
 // with a visible error. On the CPU; changed sites are temporary copies of dist/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,7 +24,7 @@ async function site(change) {
   return url;
 }
 
-test('the picker lists the manifest, shows what each model is, and a second model with its own refer threshold', async () => {
+test('the picker lists the manifest, shows what each model is, and a second model; the referral rule comes from the model file, not the manifest', async () => {
   const entry = defaultModel();
   const url = await site((root) => {
     const file = path.join(root, 'models/manifest.json');
@@ -45,7 +45,10 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   assert.match(details, new RegExp(`Precision\\s+${entry.precision}`));
   assert.match(details, /Download size\s+[\d.]+ [MK]B/);
   assert.match(details, /Trained on/);
-  if (entry.refer_threshold == null) assert.match(details, /90 % — a default, not validated/);
+  await page.waitForFunction(() => !document.querySelector('#model-details').textContent.includes('once it is loaded'));
+  const referral = (text) => text.split('\n').find((l) => /^Refer for expert review when/.test(l));
+  const rule = referral(await page.locator('#model-details').innerText());
+  assert.match(rule, /below 0\.\d{3} \(the model's calibrated threshold\)/, 'the shipped model carries a calibrated threshold');
   // The download progress bar ran to the file's size.
   const bar = await page.$eval('#model-progress', (p) => ({ value: p.value, max: p.max }));
   assert.equal(bar.max, entry.bytes);
@@ -57,9 +60,10 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   assert.match(await page.locator('#model-status').innerText(), /^Second entry/);
   const second = await page.locator('#model-details').innerText();
   assert.match(second, /Test accuracy\s+87\.4 % \(95 % CI 84\.2 %–90\.3 %, 400 test images\)/);
-  assert.match(second, /below 5 % \(from the manifest\)/);
+  // The manifest's stale refer_threshold (0.05) is not used: the same file, the same rule.
+  assert.equal(referral(second), rule);
   const r = await classifySample(page, 'glioma');
-  assert.equal(r.refer, 'false', 'top probability ≥ 0.05: not referred');
+  assert.equal(r.refer, 'false');
   assert.match(r.text, /model second/);
   await context.close();
 });

@@ -2,7 +2,8 @@
 #![allow(dead_code)]
 
 use image::{DynamicImage, GrayImage, ImageBuffer, Luma, Rgb, RgbImage};
-use mriscreen::model::random::{self, RandomNet, CLASSES};
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::CLASSES;
 use std::io::Cursor;
 
 /// A brain-MRI-like phantom: dark background, a bright skull ring, grey
@@ -117,7 +118,7 @@ impl Default for ThirdParty {
 /// With `nhwc`, a Keras-style `[N,H,W,3]` input transposed inside the graph.
 pub fn third_party(t: ThirdParty) -> Vec<u8> {
     use mriscreen::model::builder::{attr_ints, ConvAttrs, Dim, GraphBuilder};
-    let mut rng = random::Rng::new(9);
+    let mut rng = mriscreen::rng::Rng::new(9);
     let mut b = GraphBuilder::new("torch_jit");
     let hw: Dim = if t.fixed_size { 32.into() } else { "height".into() };
     let x = if t.nhwc {

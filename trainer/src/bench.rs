@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use crate::model_args::BackendArg;
 use mriscreen::backend::Engine;
 use mriscreen::block_on;
-use mriscreen::model::random::{self, RandomNet, CLASSES};
+use mriscreen::model::random::{self, RandomNet};
+use mriscreen::CLASSES;
 use mriscreen::model::{parse_classes, LoadOptions, ModelPackage, Overrides};
 use serde_json::json;
 use std::path::PathBuf;
@@ -52,7 +53,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
 
     // A fixed pseudo-random input: latency does not depend on the values.
-    let mut rng = random::Rng::new(1);
+    let mut rng = mriscreen::rng::Rng::new(1);
     let input = rng.vec(package.info.input.len(), -2.0, 2.0);
     eprintln!("{name}: load {load_ms:.0} ms; {} warm-up + {} timed runs", a.warmup, a.runs);
     for _ in 0..a.warmup {
@@ -84,7 +85,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "max_ms": ms[ms.len() - 1],
         "samples_ms": ms,
         "machine": machine(),
-        "reference": "same machine class, MobileNetV2-1.0 224px, 1 thread: onnxruntime 5.6 ms, TFLite 5.0 ms (DESIGN.md / issue 2)",
+        "reference": "same machine class, MobileNetV2-1.0 224px, 1 thread: onnxruntime 5.6 ms, TFLite 5.0 ms (README, section Benchmark / issue 2)",
     });
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("bench/native-{}-latency.json", status.kind).to_lowercase()));
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -5,11 +5,10 @@
 //! Keras trains MobileNetV2-1.0 at 224×224, batch 32, at 19.4 images/s.
 
 use crate::models::{Arch, Model};
-use crate::train::ArchArg;
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,8 +16,9 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum, default_value = "mobilenet-v2")]
-    arch: ArchArg,
+    /// Model family: mobilenet-v2 (width set by --alpha) or efficientnet-lite0.
+    #[arg(long, default_value = "mobilenet-v2", value_parser = |s: &str| s.parse::<Arch>())]
+    arch: Arch,
     /// MobileNetV2 width multiplier.
     #[arg(long, default_value_t = 1.0)]
     alpha: f32,
@@ -39,10 +39,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if a.steps == 0 || a.batch == 0 {
         bail!("--steps and --batch must be at least 1");
     }
-    let arch = match a.arch {
-        ArchArg::MobilenetV2 => Arch::MobileNetV2 { alpha: a.alpha },
-        ArchArg::EfficientnetLite0 => Arch::EfficientNetLite0,
-    };
+    let arch = a.arch.with_alpha(a.alpha);
     let device = Device::Cpu;
     let varmap = VarMap::new();
     let model = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), arch, 4, 0)?;

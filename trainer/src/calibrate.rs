@@ -23,7 +23,6 @@
 use crate::data::{Dataset, Split, SplitArgs};
 use crate::model_args::{read_limited, write_atomic};
 use anyhow::{bail, Context, Result};
-use mriscreen::model::keys;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -177,10 +176,9 @@ pub fn calibrate_onnx(bytes: &[u8], ds: &Dataset, target_accuracy: f64, again: b
     }
     let (logits, val_features) = run_split(&mut c, ds, Split::Val)?;
     let mut cal = calibrate(&logits, &ds.labels(Split::Val), target_accuracy);
-    let mut entries = vec![
-        (keys::TEMPERATURE, format!("{:.6}", cal.temperature)),
-        (keys::REFER_THRESHOLD, format!("{:.6}", cal.refer_threshold)),
-    ];
+    let mut description = c.info().description();
+    description.temperature = cal.temperature as f32;
+    description.refer_threshold = Some(cal.refer_threshold as f32);
     if let Some(val_features) = val_features {
         let (_, train_features) = run_split(&mut c, ds, Split::Train)?;
         let train_features = train_features.unwrap_or_default();
@@ -190,9 +188,11 @@ pub fn calibrate_onnx(bytes: &[u8], ds: &Dataset, target_accuracy: f64, again: b
         let stats = stats.with_limit(&distances, FAMILIARITY_QUANTILE);
         cal.familiarity_limit = Some(f64::from(stats.limit));
         cal.familiarity_train_n = train_features.len();
-        entries.push((keys::FAMILIARITY, stats.to_json()));
+        description.familiarity = Some(stats.to_json());
     }
-    let out = mriscreen::model::with_metadata(bytes, &entries)?;
+    // The whole description is written again (one writer): a model calibrated
+    // with --classes and the like comes out describing itself.
+    let out = mriscreen::model::with_metadata(bytes, &description.entries())?;
     Ok((cal, out))
 }
 

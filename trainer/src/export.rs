@@ -1,9 +1,13 @@
-//! ONNX export per the contract in DESIGN.md, through the shared graph
+//! ONNX export per the contract in docs/architecture.md ("The ONNX contract"), through the shared graph
 //! builder: BatchNorm folded into each convolution (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε)),
 //! ReLU6 as Clip(0, 6), residual Adds, a `features` output (the last feature
 //! map) and `logits` from GlobalAveragePool → Flatten → Gemm, plus the
-//! `mriscreen.*` metadata. Initializer names follow the model's parameter
-//! paths. The export verifies itself: tract runs the file on validation
+//! `mriscreen.*` metadata. Each initializer is named after the parameter it
+//! comes from: `{conv}.weight` and `{conv}.bias` are the conv at that path
+//! with its BatchNorm folded in (candle's conv has no bias: the folded one
+//! takes the name PyTorch would give it), and the classifier keeps its
+//! linear layer's `{path}.weight` / `{path}.bias`, so each ONNX weight maps
+//! to one candle / torchvision parameter path and back. The export verifies itself: tract runs the file on validation
 //! inputs and its logits must equal the trainer's within 1e-4 of the logit
 //! scale, or nothing is written.
 
@@ -12,7 +16,7 @@ use crate::models::{Arch, Model};
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
 use mriscreen::model::builder::{ConvAttrs, GraphBuilder};
-use mriscreen::model::{keys, LoadOptions, ModelPackage, Precision};
+use mriscreen::model::{Description, LoadOptions, ModelPackage, Precision};
 use mriscreen::preprocess::InputSpec;
 use std::path::Path;
 
@@ -32,8 +36,10 @@ fn values(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.to_device(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
-/// Emits one ConvBn with its BatchNorm folded in; returns the output name.
-fn conv_bn(b: &mut GraphBuilder, x: &str, layer: &ConvBn, name: &str) -> Result<String> {
+/// Emits one ConvBn with its BatchNorm folded in, named after the conv's
+/// parameter path; returns the output name.
+fn conv_bn(b: &mut GraphBuilder, x: &str, layer: &ConvBn) -> Result<String> {
+    let name = layer.path();
     let w = layer.weight();
     let (out, inp, k, _) = w.dims4()?;
     let bn = layer.batch_norm();
@@ -66,15 +72,15 @@ pub fn to_onnx(model: &Model, info: &ExportInfo) -> Result<Vec<u8>> {
     let mut b = GraphBuilder::new(&info.arch.name()).with_precision(info.precision);
     let (h, w) = (info.input.height as i64, info.input.width as i64);
     let x = b.input("input", &[1.into(), 3.into(), h.into(), w.into()]);
-    let mut y = conv_bn(&mut b, &x, stem, "stem")?;
-    for (i, block) in blocks.iter().enumerate() {
+    let mut y = conv_bn(&mut b, &x, stem)?;
+    for block in blocks {
         let mut z = y.clone();
-        for (j, l) in block.layers.iter().enumerate() {
-            z = conv_bn(&mut b, &z, l, &format!("blocks.{i}.{j}"))?;
+        for l in &block.layers {
+            z = conv_bn(&mut b, &z, l)?;
         }
         y = if block.residual { b.add(&y, &z) } else { z };
     }
-    conv_bn(&mut b, &y, last, "head_conv")?;
+    conv_bn(&mut b, &y, last)?;
     let features = b.rename_last_output("features");
     let pooled = b.global_average_pool(&features);
     let flat = b.flatten(&pooled);
@@ -83,24 +89,20 @@ pub fn to_onnx(model: &Model, info: &ExportInfo) -> Result<Vec<u8>> {
     if classes != info.classes.len() {
         bail!("the model has {classes} outputs but {} class names were given", info.classes.len());
     }
-    let fc_w = b.weight("classifier.weight", &[classes, k], &values(linear.weight())?);
-    let fc_b = b.constant("classifier.bias", &[classes], &values(linear.bias().context("linear layer without bias")?)?);
+    let fc_w = b.weight(&format!("{}.weight", head.path), &[classes, k], &values(linear.weight())?);
+    let fc_b = b.constant(&format!("{}.bias", head.path), &[classes], &values(linear.bias().context("linear layer without bias")?)?);
     b.gemm(&flat, &fc_w, &fc_b, true);
     b.rename_last_output("logits");
     b.output("logits", &[1.into(), (classes as i64).into()]);
     let hw = |s: i64| (s + 31) / 32;
     b.output("features", &[1.into(), (k as i64).into(), hw(h).into(), hw(w).into()]);
-    let json = |v: &[f32]| serde_json::to_string(v).unwrap_or_default();
-    b.metadata(keys::CLASSES, &serde_json::to_string(&info.classes)?);
-    b.metadata(keys::INPUT_SIZE, &if h == w { h.to_string() } else { format!("{w}x{h}") });
-    b.metadata(keys::MEAN, &json(&info.input.mean));
-    b.metadata(keys::STD, &json(&info.input.std));
-    b.metadata(keys::RESIZE, "letterbox");
-    b.metadata(keys::INTENSITY, "robust");
-    b.metadata(keys::ARCH, &info.arch.name());
-    b.metadata(keys::PRECISION, &info.precision.to_string());
-    b.metadata(keys::TEMPERATURE, &info.temperature.to_string());
-    b.metadata(keys::TRAINED_ON, &info.trained_on);
+    b.describe(&Description {
+        arch: Some(info.arch.name()),
+        precision: info.precision,
+        temperature: info.temperature,
+        trained_on: Some(info.trained_on.clone()),
+        ..Description::new(info.classes.clone(), info.input.clone())
+    });
     Ok(b.to_bytes())
 }
 
@@ -138,4 +140,48 @@ pub fn export(model: &Model, info: &ExportInfo, inputs: &[Vec<f32>], path: &Path
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok((bytes, diff))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::DType;
+    use candle_nn::{VarBuilder, VarMap};
+
+    /// Every tensor initializer of the exported file (the scalar Clip bounds
+    /// aside) is `{path}.weight` or
+    /// `{path}.bias` of a candle parameter path: a conv (its BatchNorm folded
+    /// in) or the classifier's linear layer; and every conv and the
+    /// classifier appear, so weights map both ways.
+    #[test]
+    fn initializer_names_are_the_parameter_paths() {
+        for arch in [Arch::MobileNetV2 { alpha: 0.35 }, Arch::EfficientNetLite0] {
+            let varmap = VarMap::new();
+            let model = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), arch, 4, 0).unwrap();
+            let info = ExportInfo {
+                arch,
+                classes: mriscreen::CLASSES.iter().map(|c| c.to_string()).collect(),
+                input: InputSpec { width: 64, height: 64, ..InputSpec::default() },
+                precision: Precision::Fp32,
+                temperature: 1.0,
+                trained_on: "test".into(),
+            };
+            let proto = ModelPackage::read(&to_onnx(&model, &info).unwrap(), &LoadOptions::default()).unwrap().proto;
+            let params: std::collections::BTreeSet<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+            let names: std::collections::BTreeSet<String> = proto.graph.unwrap().initializer.iter().filter(|t| !t.dims.is_empty()).map(|t| t.name.clone()).collect();
+            for name in &names {
+                let (path, kind) = name.rsplit_once('.').unwrap();
+                assert!(kind == "weight" || kind == "bias", "{arch}: {name}");
+                assert!(params.contains(&format!("{path}.weight")), "{arch}: {name} names no candle parameter");
+            }
+            // Every conv weight and the classifier are there (BatchNorm parameters are folded away).
+            let (stem, blocks, last, head) = model.parts();
+            let convs = std::iter::once(stem).chain(blocks.iter().flat_map(|b| &b.layers)).chain(std::iter::once(last));
+            for c in convs {
+                assert!(names.contains(&format!("{}.weight", c.path())) && names.contains(&format!("{}.bias", c.path())), "{arch}: {}", c.path());
+            }
+            assert!(names.contains(&format!("{}.weight", head.path)) && params.contains(&format!("{}.bias", head.path)));
+            assert_eq!(names.len(), 2 * (blocks.iter().map(|b| b.layers.len()).sum::<usize>() + 3), "{arch}");
+        }
+    }
 }

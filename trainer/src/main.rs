@@ -56,7 +56,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Classify image files (JPEG, PNG, BMP, TIFF, WebP) with an ONNX model.
+    /// Classify image files (JPEG, PNG, BMP, TIFF, WebP, DICOM) with an ONNX model; each result says whether to refer it for expert review, and why.
     Predict(predict::Args),
     /// Measure inference latency of a model (default: a random MobileNetV2-1.0 at 224 px) and write it to a JSON file.
     Bench(bench::Args),

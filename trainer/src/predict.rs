@@ -11,10 +11,19 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(flatten)]
     model: ModelArgs,
-    /// Print a JSON array, one object per file: {"file","label","probabilities","backend"} or {"file","error"}.
+    /// Print a JSON array, one object per file. Classified: "file", "label",
+    /// "probabilities" (class → probability), "backend" ("cpu" or "gpu"),
+    /// "refer" (true: refer for expert review), "refer_reasons" (each with
+    /// "kind" — "low_confidence" with "top_probability", "threshold" and
+    /// "calibrated"; "colour" with "fraction"; "unfamiliar" with "distance"
+    /// and "limit" — and a "message"), "colour_fraction", and for a model
+    /// with feature statistics "familiarity_distance" and "familiarity_limit";
+    /// for a multi-frame DICOM file "frame" and "frames". Failed: "file" and
+    /// "error".
     #[arg(long)]
     json: bool,
-    /// Image files to classify.
+    /// Image files to classify: JPEG, PNG, BMP, TIFF, WebP, or DICOM (.dcm;
+    /// the middle frame of a multi-frame file).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
 }
@@ -38,21 +47,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         ),
         mriscreen::DISCLAIMER.to_string(),
     ];
-    // The model's "refer for expert review" threshold (see `calibrate`), if it has one.
-    let refer: Option<f32> = info.metadata.get(mriscreen::model::keys::REFER_THRESHOLD).and_then(|v| v.parse().ok());
-    let mut when = Vec::new();
-    if let Some(t) = refer {
-        when.push(format!("the top probability is below {t:.3} (the model's calibrated threshold)"));
-    }
-    if info.metadata.contains_key(mriscreen::model::keys::FAMILIARITY) {
-        when.push("the image is unlike the training images (the model's feature statistics)".into());
-    }
-    when.push("the image is in colour".into());
-    notes.push(format!(
-        "refer for expert review: when {}{}",
-        when.join(", or "),
-        if refer.is_none() { " (the model has no calibrated threshold, so its confidence is not checked)" } else { "" }
-    ));
+    notes.push(mriscreen::referral::describe(info.threshold(), classifier.has_familiarity()));
     if info.is_untrained() {
         notes.push("WARNING: untrained placeholder model (random weights): its outputs mean nothing.".into());
     }
@@ -78,49 +73,36 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .collect();
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     if args.json {
-        let out: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r, refer)).collect();
+        let out: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r)).collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
-        print_table(&info.classes, &results, refer);
+        print_table(&info.classes, &results);
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Why `p` is flagged for expert review (empty: not flagged): a colour input,
-/// features unlike the training images' (when the model carries their
-/// statistics), or a top probability below the model's `threshold`.
-fn refer_reasons(p: &Prediction, threshold: Option<f32>) -> Vec<String> {
-    let top = p.probabilities.iter().map(|c| c.probability).fold(0.0, f32::max);
-    let mut reasons = Vec::new();
-    if p.colour_input {
-        reasons.push(format!(
-            "colour image ({:.0} % of pixels): MRI slices are grey, this may not be a scan",
-            p.colour_fraction * 100.0
-        ));
-    }
-    if let (true, Some(d), Some(l)) = (p.unfamiliar, p.familiarity_distance, p.familiarity_limit) {
-        reasons.push(format!("unlike the training images: feature distance {d:.2} is above the model's limit {l:.2}"));
-    }
-    if let Some(t) = threshold.filter(|&t| top < t) {
-        reasons.push(format!("unsure: top probability {top:.3} is below {t:.3}"));
-    }
-    reasons
-}
-
-fn to_json(file: &str, r: &Result<Prediction>, refer: Option<f32>) -> Value {
+/// One file's JSON object; the fields are listed in `Args::json`'s help.
+fn to_json(file: &str, r: &Result<Prediction>) -> Value {
     match r {
         Ok(p) => {
             let probs: Map<String, Value> =
                 p.probabilities.iter().map(|c| (c.class.clone(), json!(c.probability))).collect();
             let mut v = json!({ "file": file, "label": p.label, "probabilities": probs, "backend": p.backend });
-            let reasons = refer_reasons(p, refer);
-            v["refer"] = json!(!reasons.is_empty());
-            if !reasons.is_empty() {
-                v["refer_reasons"] = json!(reasons);
-            }
+            v["refer"] = json!(p.refer);
+            let reasons: Vec<Value> = p
+                .refer_reasons
+                .iter()
+                .map(|r| {
+                    let mut o = json!(r);
+                    o["message"] = json!(r.to_string());
+                    o
+                })
+                .collect();
+            v["refer_reasons"] = json!(reasons);
             v["colour_fraction"] = json!(p.colour_fraction);
-            if let Some(d) = p.familiarity_distance {
+            if let (Some(d), Some(l)) = (p.familiarity_distance, p.familiarity_limit) {
                 v["familiarity_distance"] = json!(d);
+                v["familiarity_limit"] = json!(l);
             }
             if p.frames > 1 {
                 v["frame"] = json!(p.frame);
@@ -132,7 +114,7 @@ fn to_json(file: &str, r: &Result<Prediction>, refer: Option<f32>) -> Value {
     }
 }
 
-fn print_table(classes: &[String], results: &[(String, Result<Prediction>)], refer: Option<f32>) {
+fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
     let fw = results.iter().map(|(f, _)| f.len()).max().unwrap_or(4).max(4);
     let lw = classes.iter().map(String::len).max().unwrap_or(5).max(5);
     let mut header = format!("\n{:fw$}  {:lw$}", "file", "label");
@@ -147,10 +129,9 @@ fn print_table(classes: &[String], results: &[(String, Result<Prediction>)], ref
                 for (c, cp) in classes.iter().zip(&p.probabilities) {
                     line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
                 }
-                let reasons = refer_reasons(p, refer);
-                let review = if reasons.is_empty() { "-       " } else { "REFER   " };
+                let review = if p.refer { "REFER   " } else { "-       " };
                 println!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms);
-                for reason in &reasons {
+                for reason in &p.refer_reasons {
                     println!("{:fw$}  refer: {reason}", "");
                 }
             }

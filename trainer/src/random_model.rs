@@ -2,24 +2,18 @@
 //! nothing; it exists for placeholders, tests and latency measurements.
 
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
+use mriscreen::arch::Arch;
 use mriscreen::model::random::{self, RandomNet};
 use mriscreen::model::Precision;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Arch {
-    /// torchvision-style MobileNetV2 (width set by --alpha).
-    MobilenetV2,
-    /// A two-block CNN, for fast tests.
-    Tiny,
-}
-
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum, default_value = "mobilenet-v2")]
-    arch: Arch,
+    /// mobilenet-v2 (torchvision layout, width set by --alpha), efficientnet-lite0, or tiny (a
+    /// two-block CNN, for fast tests).
+    #[arg(long, default_value = "mobilenet-v2")]
+    arch: String,
     /// MobileNetV2 width multiplier.
     #[arg(long, default_value_t = 1.0)]
     alpha: f32,
@@ -53,9 +47,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let classes: Vec<&str> = a.classes.split(',').map(str::trim).collect();
     let mut opts = RandomNet::new(&classes, a.size, a.seed);
     opts.precision = a.precision;
-    let bytes = match a.arch {
-        Arch::MobilenetV2 => random::mobilenet_v2(a.alpha, &opts),
-        Arch::Tiny => random::tiny_cnn(&opts),
+    let bytes = match a.arch.as_str() {
+        "tiny" => random::tiny_cnn(&opts),
+        name => match name.parse::<Arch>().map_err(anyhow::Error::msg)?.with_alpha(a.alpha) {
+            Arch::MobileNetV2 { alpha } => random::mobilenet_v2(alpha, &opts),
+            Arch::EfficientNetLite0 => random::efficientnet_lite0(&opts),
+        },
     };
     std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;
     println!("{}: {} bytes, sha256 {}", a.out.display(), bytes.len(), mriscreen::model::sha256_hex(&bytes));

@@ -168,7 +168,7 @@ mod tests {
         for (name, var) in varmap.data().lock().unwrap().iter() {
             let n = var.elem_count();
             let salt = name.len() as u64;
-            let v = mriscreen::model::random::Rng::new(seed ^ salt).vec(n, 0.5, 1.5);
+            let v = mriscreen::rng::Rng::new(seed ^ salt).vec(n, 0.5, 1.5);
             var.set(&Tensor::from_vec(v, var.dims(), &Device::Cpu).unwrap()).unwrap();
         }
         (varmap, m)

@@ -90,7 +90,7 @@ fn synth_train_export_evaluate_predict() {
     assert!((0.05..=20.0).contains(&t) && (0.0..=1.0).contains(&refer), "{cal}");
     let package = mriscreen::ModelPackage::read(&std::fs::read(&model).unwrap(), &Default::default()).unwrap();
     assert!((f64::from(package.info.temperature) - t).abs() < 1e-5);
-    assert!(package.info.metadata.contains_key("mriscreen.refer_threshold"));
+    assert!((f64::from(package.info.refer_threshold.expect("calibrated threshold")) - refer).abs() < 1e-5);
     // The familiarity statistics: fitted on the training split, limit from validation.
     let limit = cal["familiarity_limit"].as_f64().expect("a familiarity limit");
     assert!(limit.is_finite() && limit > 0.0, "{cal}");

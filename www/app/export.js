@@ -22,10 +22,12 @@ function row(r, classes) {
     label: ok ? r.label : '',
     top_probability: ok ? r.topProbability : '',
     refer: ok ? r.refer : '',
+    // The reasons' kinds (src/referral.rs); the numbers are in the columns beside.
+    refer_reasons: ok ? r.referReasons.map((x) => x.kind).join(' ') : '',
     refer_threshold: ok ? r.threshold : '',
-    colour_input: ok ? r.colourInput : '',
-    unfamiliar: ok ? r.unfamiliar : '',
+    colour_fraction: ok ? r.colourFraction : '',
     familiarity_distance: ok && r.familiarityDistance != null ? r.familiarityDistance : '',
+    familiarity_limit: ok && r.familiarityLimit != null ? r.familiarityLimit : '',
     ...Object.fromEntries(classes.map((c) => [`p_${c}`, ok ? r.probabilities[c] ?? '' : ''])),
     backend: ok ? r.backend : '',
     inference_ms: ok ? Number(r.inferenceMs.toFixed(2)) : '',
@@ -63,7 +65,8 @@ export function toJson(records, models) {
     exported_at: new Date().toISOString(),
     classes,
     models,
-    results: done.map((r) => row(r, classes)),
+    // Each reason in full, with its numbers (threshold, fraction, distance and limit).
+    results: done.map((r) => ({ ...row(r, classes), refer_reasons: r.status === 'ok' ? r.referReasons : [] })),
   }, null, 2) + '\n';
 }
 

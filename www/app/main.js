@@ -73,15 +73,12 @@ async function run({ record, blob, frame }) {
   const r = await classifyBlob(blob, record.file, frame);
   if (r.status) models.showBackend(r.status);
   const top = Math.max(...r.probabilities.map((p) => p.probability));
-  const { entry, info, threshold } = model;
-  usedModels[entry.id] = { name: entry.name, sha256: entry.sha256, precision: entry.precision, refer_threshold: threshold.value, refer_threshold_from_manifest: threshold.fromManifest };
+  const { entry, info } = model;
+  // The referral is the library's decision (src/referral.rs); the page only shows it.
+  usedModels[entry.id] = { name: entry.name, sha256: entry.sha256, precision: info.precision, refer_threshold: info.threshold.value, threshold_calibrated: info.threshold.calibrated, refer_rule: info.refer_rule };
   Object.assign(record, {
-    label: r.label, topProbability: top, threshold: threshold.value,
-    // Unsure, a colour image (MRI slices are grey: likely not a scan at all),
-    // or features unlike the training images'.
-    unsure: top < threshold.value, colourInput: Boolean(r.colour_input), colourFraction: r.colour_fraction ?? 0,
-    unfamiliar: Boolean(r.unfamiliar), familiarityDistance: r.familiarity_distance ?? null, familiarityLimit: r.familiarity_limit ?? null,
-    refer: top < threshold.value || Boolean(r.colour_input) || Boolean(r.unfamiliar),
+    label: r.label, topProbability: top, refer: r.refer, referReasons: r.refer_reasons, threshold: info.threshold.value,
+    colourFraction: r.colour_fraction ?? 0, familiarityDistance: r.familiarity_distance ?? null, familiarityLimit: r.familiarity_limit ?? null,
     probabilities: Object.fromEntries(r.probabilities.map((p) => [p.class, p.probability])),
     backend: r.backend, inferenceMs: r.timings.inference_ms, totalMs: r.total_ms,
     format: r.format, width: r.width, height: r.height, frame: r.frame ?? 0, frames: r.frames ?? 1, model: entry.id,
@@ -89,7 +86,7 @@ async function run({ record, blob, frame }) {
   });
   if (record.frames > 1) multiFrame.set(record.seq, blob);
   const article = renderResult(record, r, {
-    threshold, temperature: info.temperature, blob,
+    threshold: info.threshold, temperature: info.temperature, blob,
     onFrame: (f) => queue.again(record, multiFrame.get(record.seq), f),
   });
   show(record, article);

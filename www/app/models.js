@@ -5,8 +5,6 @@
 // dropped from the offline cache. A WebGPU crash restarts the worker on the CPU.
 import { LOAD_MODEL } from '../shared/messages.js';
 
-/** Used when a manifest entry has no `refer_threshold`; not validated for any model. */
-export const DEFAULT_REFER_THRESHOLD = 0.9;
 export const HASH_REFUSED = 'model file does not match its manifest hash — refused';
 
 const pct = (x, digits = 1) => `${(x * 100).toFixed(digits)} %`;
@@ -14,12 +12,6 @@ const pct = (x, digits = 1) => `${(x * 100).toFixed(digits)} %`;
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return 'size unknown';
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
-}
-
-/** { value, fromManifest }: flag "refer" when the top probability is below `value`. */
-export function referThreshold(entry) {
-  const t = entry?.refer_threshold;
-  return typeof t === 'number' && t >= 0 && t <= 1 ? { value: t, fromManifest: true } : { value: DEFAULT_REFER_THRESHOLD, fromManifest: false };
 }
 
 export function accuracyText(entry) {
@@ -48,9 +40,11 @@ export function externalText(entry) {
     + `(n = ${x.negatives} healthy slices), on real slices from other sources — too few for an accuracy; see the model card`;
 }
 
-/** [term, description] pairs shown for the chosen model. */
-export function describe(entry) {
-  const t = referThreshold(entry);
+/**
+ * [term, description] pairs shown for the chosen model; `info` (the loaded
+ * model's description from the library) adds the referral rule it applies.
+ */
+export function describe(entry, info) {
   const optional = [['Deduplicated test accuracy', dedupText(entry)], ['External test', externalText(entry)]].filter(([, v]) => v);
   return [
     ['Name', entry.name ?? entry.id],
@@ -60,9 +54,7 @@ export function describe(entry) {
     ['Test accuracy', accuracyText(entry)],
     ...optional,
     ['Trained on', entry.trained_on ?? 'not stated'],
-    ['Refer threshold', t.fromManifest
-      ? `top probability below ${pct(t.value, 0)} (from the manifest)`
-      : `top probability below ${pct(t.value, 0)} — a default, not validated for this model`],
+    ['Referral', info ? `${info.refer_rule[0].toUpperCase()}${info.refer_rule.slice(1)}` : 'read from the model file once it is loaded'],
   ];
 }
 
@@ -89,7 +81,7 @@ async function evictFromCaches(url) {
 }
 
 export class Models {
-  /** The loaded model: { entry, info, threshold }, or null. */
+  /** The loaded model: { entry, info }, or null (`info`: the library's description, with its referral `threshold` and `refer_rule`). */
   current = null;
   /** Resolves to `current` once the chosen model is loaded (rejects if it failed). */
   ready;
@@ -170,10 +162,10 @@ export class Models {
     return { url: new URL(entry.file, this.#manifestUrl).href, sha256: entry.sha256, bytes: entry.bytes, backend };
   }
 
-  #showDetails(entry) {
+  #showDetails(entry, info) {
     const { details } = this.ui;
     details.replaceChildren();
-    for (const [term, text] of describe(entry)) {
+    for (const [term, text] of describe(entry, info)) {
       const dt = document.createElement('dt');
       const dd = document.createElement('dd');
       dt.textContent = term;
@@ -221,7 +213,8 @@ export class Models {
     this.showBackend(r.backend);
     this.ui.progressLabel.textContent = 'Model downloaded';
     const { info } = r;
-    this.current = { entry, info, threshold: referThreshold(entry) };
+    this.current = { entry, info };
+    this.#showDetails(entry, info);
     this.#setStatus('ready', `${entry.name ?? entry.id} — ${info.arch ?? entry.arch ?? 'unknown architecture'}, ${info.precision}, ` +
       `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? entry.trained_on ?? 'not stated'}`);
     status.dataset.loadMs = String(performance.now() - t0);

@@ -26,23 +26,28 @@ function bars(probabilities) {
   return box;
 }
 
+/** One referral reason (src/referral.rs `ReferReason`) in words. */
+export function reasonText(reason) {
+  switch (reason.kind) {
+    case 'colour':
+      return `this image is in colour (${percent(reason.fraction, 0)} of its pixels) — MRI slices are grey, so it may not be a scan, and the model was trained on grey MRI only`;
+    case 'unfamiliar':
+      return `this image is unlike the images the model was trained on (feature distance ${reason.distance.toFixed(2)}, limit ${reason.limit.toFixed(2)}), so its answer says little`;
+    case 'low_confidence':
+      return `the model is unsure: ${percent(reason.top_probability, 0)} is below ${percent(reason.threshold, 0)}${reason.calibrated ? '' : ' (a default threshold: this model has no calibrated one)'}`;
+    default:
+      return `reason “${reason.kind}”`;
+  }
+}
+
+/** The referral as the library decided it; `threshold` is the model's ({ value, calibrated }). */
 function referFlag(record, threshold) {
-  const t = percent(threshold.value, 0);
-  const note = threshold.fromManifest ? '' : ' (default threshold, not validated)';
   if (!record.refer) {
-    return el('p', { class: 'flag no-refer' }, `No referral flag: ${percent(record.topProbability, 0)} is at or above ${t}${note}. Still not a diagnosis.`);
+    const note = threshold.calibrated ? '' : ' (a default threshold: this model has no calibrated one)';
+    return el('p', { class: 'flag no-refer' }, `No referral flag: ${percent(record.topProbability, 0)} is at or above ${percent(threshold.value, 0)}${note}. Still not a diagnosis.`);
   }
-  const reasons = [];
-  if (record.colourInput) {
-    reasons.push(`this image is in colour (${percent(record.colourFraction, 0)} of its pixels) — MRI slices are grey, so it may not be a scan, and the model was trained on grey MRI only`);
-  }
-  if (record.unfamiliar) {
-    reasons.push(`this image is unlike the images the model was trained on (feature distance ${record.familiarityDistance.toFixed(2)}, limit ${record.familiarityLimit.toFixed(2)}), so its answer says little`);
-  }
-  if (record.unsure) reasons.push(`the model is unsure: ${percent(record.topProbability, 0)} is below ${t}${note}`);
-  const tags = [record.colourInput && 'colour', record.unfamiliar && 'unfamiliar', record.unsure && 'unsure'];
-  return el('p', { class: 'flag refer', 'data-reasons': tags.filter(Boolean).join(' ') },
-    `Refer for expert review — ${reasons.join('; ')}.`);
+  return el('p', { class: 'flag refer', 'data-reasons': record.referReasons.map((r) => r.kind).join(' ') },
+    `Refer for expert review — ${record.referReasons.map(reasonText).join('; ')}.`);
 }
 
 function dicomLine(d) {
@@ -50,10 +55,10 @@ function dicomLine(d) {
   const w = d.window;
   const num = (v) => (Number.isFinite(v) ? String(Math.round(v * 100) / 100) : String(v));
   const window = w == null ? 'none (robust range used)'
-    : typeof w === 'object' ? `centre ${num(w.center ?? w.centre)} / width ${num(w.width)}${w.source ? ` (${String(w.source).toLowerCase()})` : ''}` : String(w);
+    : typeof w === 'object' ? `centre ${num(w.center)} / width ${num(w.width)}${w.source ? ` (${String(w.source).toLowerCase()})` : ''}` : String(w);
   const frames = d.frames ?? 1;
   return el('p', { class: 'meta dicom' }, `DICOM: ${d.transfer_syntax} (${d.transfer_syntax_uid}); ${d.modality ?? 'modality not stated'}, ` +
-    `${d.photometric ?? d.photometric_interpretation}; ${d.columns}×${d.rows}, ${frames} frame${frames === 1 ? '' : 's'}; window ${window}`);
+    `${d.photometric_interpretation}; ${d.columns}×${d.rows}, ${frames} frame${frames === 1 ? '' : 's'}; window ${window}`);
 }
 
 function viewer(record, r, blob, onFrame) {
@@ -107,7 +112,7 @@ export function renderResult(record, r, { threshold, temperature, blob, onFrame 
   return el('article', {
     class: 'result', id: `result-${record.seq}`, tabindex: '-1',
     'data-file': record.file, 'data-label': r.label, 'data-backend': r.backend, 'data-status': 'ok',
-    'data-refer': String(record.refer), 'data-top-probability': String(record.topProbability),
+    'data-refer': String(record.refer), 'data-refer-reasons': JSON.stringify(record.referReasons), 'data-top-probability': String(record.topProbability),
     'data-heatmap': record.heatmap, 'data-format': r.format, 'data-frame': String(record.frame), 'data-frames': String(record.frames),
     'data-inference-ms': String(r.timings.inference_ms), 'data-total-ms': String(r.total_ms),
   }, el('h3', {}, `${record.file}: ${r.label}`), el('div', { class: 'result-body' }, figure, summary));

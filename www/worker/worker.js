@@ -9,14 +9,9 @@ let ready = null;   // Promise of the initialised wasm module (lazy, once)
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();
 
-const HASH_MISMATCH = /SHA-256 is [0-9a-f]+ but [0-9a-f]+ was expected/i;
-
+/** { kind, message }: the wasm's errors carry their kind (src/web.rs `WebError`: decode, hash, model, inference, options). */
 function errorOf(e) {
-  if (e && typeof e === 'object' && 'kind' in e) {
-    const message = String(e.message);
-    if (e.kind === 'model' && HASH_MISMATCH.test(message)) return { kind: 'hash', message };
-    return { kind: String(e.kind), message };
-  }
+  if (e && typeof e === 'object' && 'kind' in e) return { kind: String(e.kind), message: String(e.message) };
   return { kind: 'internal', message: String((e && e.message) || e) };
 }
 

@@ -24,7 +24,7 @@
 //! contrast change; gamma and noise survive it.
 
 use image::{DynamicImage, ImageBuffer, Rgb};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 use mriscreen::preprocess::{luminance, Plane};
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,7 @@ impl Default for AugmentConfig {
 
 impl AugmentConfig {
     /// Changes nothing (the output has the input's luminance).
+    #[cfg(test)]
     pub fn none() -> Self {
         AugmentConfig {
             rotate_deg: 0.0,

@@ -56,6 +56,7 @@ pub fn fingerprint(image: &image::DynamicImage) -> Fingerprint {
 }
 
 /// The 64-bit DCT perceptual hash of `image` (see the module docs).
+#[cfg(test)]
 pub fn phash(image: &image::DynamicImage) -> u64 {
     phash_plane(&grey8(&luminance(image)))
 }

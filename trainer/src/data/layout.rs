@@ -19,7 +19,7 @@
 //! same on every machine.
 
 use anyhow::{bail, Context, Result};
-use mriscreen::model::random::CLASSES;
+use mriscreen::CLASSES;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,7 @@
 use super::augment::{augment, AugmentConfig};
 use super::split::{derive_seed, shuffled};
 use super::{Dataset, Split};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 use mriscreen::preprocess::{preprocess, InputSpec};
 
 /// The augmentation seed of sample `index` in the epoch seeded `seed`.

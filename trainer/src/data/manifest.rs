@@ -228,7 +228,7 @@ pub fn check_against(root: &Path, files: &[ScannedFile], manifests: &[Manifest])
 }
 
 fn class_index(name: &str) -> Option<usize> {
-    mriscreen::model::random::CLASSES.iter().position(|c| *c == name)
+    mriscreen::CLASSES.iter().position(|c| *c == name)
 }
 
 fn file_hash(path: &Path) -> Option<(String, u64)> {

@@ -12,7 +12,6 @@
 //! is trained on exactly the numbers the page will feed it.
 
 // used by `train` (next)
-#![allow(dead_code)]
 
 pub mod augment;
 pub mod contact_sheet;
@@ -29,7 +28,7 @@ mod tests;
 use anyhow::{bail, Result};
 use image::DynamicImage;
 use mriscreen::decode::Limits;
-use mriscreen::model::random::CLASSES;
+use mriscreen::CLASSES;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -52,6 +51,7 @@ pub enum Split {
 }
 
 impl Split {
+    #[cfg(test)]
     pub const ALL: [Split; 3] = [Split::Train, Split::Val, Split::Test];
 
     pub fn name(self) -> &'static str {

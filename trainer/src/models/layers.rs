@@ -46,6 +46,9 @@ pub fn bn(vb: VarBuilder, channels: usize, eps: f64, momentum: f64) -> Result<Ba
 /// A bias-free convolution, then BatchNorm, then an activation.
 #[derive(Debug, Clone)]
 pub struct ConvBn {
+    /// The conv's parameter path (`features.1.conv.0.0`): the exported ONNX
+    /// file names this layer's folded weight and bias after it.
+    path: String,
     weight: Tensor,
     bn: BatchNorm,
     geometry: Geometry,
@@ -70,11 +73,16 @@ impl ConvBn {
     pub fn new(conv: VarBuilder, norm: VarBuilder, s: ConvSpec, bn_eps: f64, bn_momentum: f64) -> Result<Self> {
         let init = candle_nn::init::DEFAULT_KAIMING_NORMAL;
         let weight = conv.get_with_hints((s.out, s.inp / s.groups, s.kernel, s.kernel), "weight", init)?;
-        Ok(ConvBn { weight, bn: bn(norm, s.out, bn_eps, bn_momentum)?, geometry: s.padding.geometry(s.kernel, s.stride), groups: s.groups, act: s.act })
+        Ok(ConvBn { path: conv.prefix(), weight, bn: bn(norm, s.out, bn_eps, bn_momentum)?, geometry: s.padding.geometry(s.kernel, s.stride), groups: s.groups, act: s.act })
     }
 
     pub fn weight(&self) -> &Tensor {
         &self.weight
+    }
+
+    /// The conv's parameter path (its weight is `{path}.weight`).
+    pub fn path(&self) -> &str {
+        &self.path
     }
 
     pub fn batch_norm(&self) -> &BatchNorm {
@@ -191,16 +199,19 @@ pub fn global_avg_pool(xs: &Tensor) -> Result<Tensor> {
 /// cannot be seeded), so training is reproducible.
 #[derive(Debug)]
 pub struct Head {
+    /// The linear layer's parameter path (`classifier.1`, `_fc`).
+    pub path: String,
     pub linear: candle_nn::Linear,
     pub dropout: f32,
-    rng: std::sync::Mutex<mriscreen::model::random::Rng>,
+    rng: std::sync::Mutex<mriscreen::rng::Rng>,
 }
 
 impl Head {
     /// `linear` holds `weight` `[classes, features]` and `bias` (PyTorch's Linear).
     pub fn new(linear: VarBuilder, features: usize, classes: usize, dropout: f32, seed: u64) -> Result<Self> {
+        let path = linear.prefix();
         let linear = candle_nn::linear(features, classes, linear)?;
-        Ok(Head { linear, dropout, rng: std::sync::Mutex::new(mriscreen::model::random::Rng::new(seed)) })
+        Ok(Head { path, linear, dropout, rng: std::sync::Mutex::new(mriscreen::rng::Rng::new(seed)) })
     }
 
     pub fn forward_t(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {

@@ -1,9 +1,10 @@
-//! The trainer's model families (candle), one file each, with parameter
-//! paths equal to the torchvision / lukemelas keys of pretrained files and to
-//! the initializer names of the exported ONNX: MobileNetV2 (width α) and
-//! EfficientNet-Lite0. Each has `new(vb, &cfg)`, `features_t` (the headless
-//! model: the last feature map, for transfer learning and class-activation
-//! maps) and `forward_t(xs, train)`.
+//! The trainer's model families (candle), one file each, built from the
+//! library's stage tables ([`mriscreen::arch`]), with parameter paths equal
+//! to the torchvision / lukemelas keys of pretrained files: MobileNetV2
+//! (width α) and EfficientNet-Lite0. Each has `new(vb, &cfg)`, `features_t`
+//! (the headless model: the last feature map, for transfer learning and
+//! class-activation maps) and `forward_t(xs, train)`. The export names each
+//! ONNX weight after the conv's parameter path (trainer/src/export.rs).
 
 pub mod depthwise;
 pub mod efficientnet_lite0;
@@ -23,53 +24,38 @@ pub enum Model {
     EfficientNetLite0(efficientnet_lite0::EfficientNetLite0),
 }
 
-/// Which family and size.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Arch {
-    MobileNetV2 { alpha: f32 },
-    EfficientNetLite0,
+pub use mriscreen::arch::Arch;
+
+/// Whether parameter `name` of `arch` trains when blocks `from..` (and the
+/// last conv and head) are unfrozen; `None` unfreezes everything.
+pub fn trainable(arch: Arch, name: &str, from: Option<usize>) -> bool {
+    let Some(from) = from else { return true };
+    if name.starts_with(head_prefix(arch)) {
+        return true;
+    }
+    let block = match arch {
+        Arch::MobileNetV2 { .. } => name.strip_prefix("features.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok()).map(|i| i.wrapping_sub(1)),
+        Arch::EfficientNetLite0 => {
+            if name.starts_with("_conv_head.") || name.starts_with("_bn1.") {
+                return true;
+            }
+            name.strip_prefix("_blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok())
+        }
+    };
+    // MobileNetV2's stem is features.0 (block index wraps to usize::MAX:
+    // frozen unless everything trains) and its last conv features.18.
+    match block {
+        Some(usize::MAX) => false,
+        Some(b) => b >= from,
+        None => false,
+    }
 }
 
-impl Arch {
-    /// The `mriscreen.arch` string, e.g. `mobilenet_v2_1.0`.
-    pub fn name(&self) -> String {
-        match self {
-            Arch::MobileNetV2 { alpha } => format!("mobilenet_v2_{alpha:?}"),
-            Arch::EfficientNetLite0 => "efficientnet_lite0".into(),
-        }
-    }
-
-    /// Whether parameter `name` trains when blocks `from..` (and the last
-    /// conv and head) are unfrozen; `None` unfreezes everything.
-    pub fn trainable(&self, name: &str, from: Option<usize>) -> bool {
-        let Some(from) = from else { return true };
-        if name.starts_with(self.head_prefix()) {
-            return true;
-        }
-        let block = match self {
-            Arch::MobileNetV2 { .. } => name.strip_prefix("features.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok()).map(|i| i.wrapping_sub(1)),
-            Arch::EfficientNetLite0 => {
-                if name.starts_with("_conv_head.") || name.starts_with("_bn1.") {
-                    return true;
-                }
-                name.strip_prefix("_blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok())
-            }
-        };
-        // MobileNetV2's stem is features.0 (block index wraps to usize::MAX:
-        // frozen unless everything trains) and its last conv features.18.
-        match block {
-            Some(usize::MAX) => false,
-            Some(b) => b >= from,
-            None => false,
-        }
-    }
-
-    /// Parameter-path prefix of the classifier.
-    pub fn head_prefix(&self) -> &'static str {
-        match self {
-            Arch::MobileNetV2 { .. } => "classifier.",
-            Arch::EfficientNetLite0 => "_fc.",
-        }
+/// Parameter-path prefix of `arch`'s classifier.
+pub fn head_prefix(arch: Arch) -> &'static str {
+    match arch {
+        Arch::MobileNetV2 { .. } => "classifier.",
+        Arch::EfficientNetLite0 => "_fc.",
     }
 }
 

@@ -11,7 +11,7 @@ use super::anatomy::Anatomy;
 use super::detmath::{self, fbm3, smoothstep};
 use super::shape::Blob;
 use super::slices::{at, sub, Plane, View};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 
 pub struct Distractors {
     dura: f32,

@@ -10,9 +10,8 @@ use super::distractors::Distractors;
 use super::lesions::{self, Lesion, Scale};
 use super::render::{self, Look};
 use super::slices;
-use mriscreen::model::random::Rng;
-
-pub const CLASSES: [&str; 4] = ["glioma", "meningioma", "notumor", "pituitary"];
+use mriscreen::rng::Rng;
+use mriscreen::CLASSES;
 
 /// Share of sellar (skull-base / midline) planes per class, in `CLASSES`
 /// order. With equal class counts P(notumor | sellar) = 0.5/(0.25+0.25+0.5+1)

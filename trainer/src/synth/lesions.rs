@@ -21,7 +21,7 @@ use super::anatomy::Anatomy;
 use super::detmath::{self, fbm3, smoothstep};
 use super::shape::{Blob, Push};
 use super::slices::{add, at, dot, normalize, scale, sub, Orientation, Plane};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 
 /// How `--difficulty` d scales lesions: size × d^−½, contrast × d^−0.7.
 #[derive(Debug, Clone, Copy)]

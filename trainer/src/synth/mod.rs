@@ -3,8 +3,8 @@
 //! simulated gliomas, meningiomas and pituitary adenomas modelled on their
 //! post-contrast T1 appearance, plus normal enhancing "distractors", and are
 //! written in the Kaggle "Brain Tumor Classification (MRI)" folder layout.
-//! It is a stand-in for real data that cannot be shipped (DESIGN.md, "Data
-//! that can be had offline"); it is not real patients and says so in every
+//! It is a stand-in for real data that cannot be shipped (docs/architecture.md,
+//! "Data sources"); it is not real patients and says so in every
 //! file it writes.
 //!
 //! | file | what it does |
@@ -34,7 +34,8 @@ mod slices;
 mod volume;
 
 use anyhow::{bail, Context, Result};
-use generate::{Params, CLASSES};
+use generate::Params;
+use mriscreen::CLASSES;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,7 +5,7 @@
 //! replaces only what SynthTumor wrote before and refuses a folder that
 //! holds anything else in the class folders.
 
-use super::generate::CLASSES;
+use mriscreen::CLASSES;
 use anyhow::{bail, Context, Result};
 use image::{ExtendedColorType, GrayImage};
 use std::path::Path;

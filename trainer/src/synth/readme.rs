@@ -5,7 +5,8 @@
 //! and contrast), so results on it can be broken down and reproduced.
 
 use super::anatomy::Anatomy;
-use super::generate::{Meta, CLASSES, SELLAR_RATE};
+use super::generate::{Meta, SELLAR_RATE};
+use mriscreen::CLASSES;
 use super::output::{image_name, README_TITLE, SPLITS};
 use super::{Args, GENERATOR_VERSION};
 use anyhow::{Context, Result};

@@ -11,7 +11,7 @@ use super::detmath::{self, smoothstep};
 use super::distractors::Distractors;
 use super::lesions::Lesion;
 use super::slices::View;
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 
 /// Per-image acquisition and display settings.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 
 use super::detmath;
 use super::slices::{dot, normalize, norm, scale, sub};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 
 #[derive(Debug, Clone)]
 struct Harmonic {

@@ -17,7 +17,7 @@
 
 use super::anatomy::Anatomy;
 use super::detmath;
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Orientation {

@@ -28,18 +28,8 @@ pub use run::{evaluate_onnx_each, run};
 
 use crate::data::augment::AugmentConfig;
 use crate::models::Arch;
-use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum ArchArg {
-    /// MobileNetV2 (width set by --alpha); at width 1.0 from torchvision's ImageNet weights in .cache/weights
-    /// (scripts/fetch-pretrained) unless --no-pretrained; other widths from scratch unless --weights names a file.
-    MobilenetV2,
-    /// EfficientNet-Lite0; ImageNet weights from .cache/weights (scripts/fetch-pretrained) unless --no-pretrained.
-    EfficientnetLite0,
-}
 
 #[derive(clap::Args, Clone, Debug, Serialize, Deserialize)]
 pub struct Args {
@@ -49,9 +39,12 @@ pub struct Args {
     /// Output folder for checkpoints, metrics, the ONNX model and reports.
     #[arg(long)]
     pub out: PathBuf,
-    /// Model family.
-    #[arg(long, value_enum, default_value = "mobilenet-v2")]
-    pub arch: ArchArg,
+    /// Model family: mobilenet-v2 (width set by --alpha; at width 1.0 from torchvision's ImageNet weights
+    /// in .cache/weights, see scripts/fetch-pretrained, unless --no-pretrained; other widths from scratch
+    /// unless --weights names a file) or efficientnet-lite0 (ImageNet weights from .cache/weights unless
+    /// --no-pretrained).
+    #[arg(long, default_value = "mobilenet-v2", value_parser = |s: &str| s.parse::<Arch>())]
+    pub arch: Arch,
     /// MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0).
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f32,
@@ -132,11 +125,9 @@ pub struct Args {
 }
 
 impl Args {
+    /// The architecture, with --alpha applied to MobileNetV2.
     pub fn arch(&self) -> Arch {
-        match self.arch {
-            ArchArg::MobilenetV2 => Arch::MobileNetV2 { alpha: self.alpha },
-            ArchArg::EfficientnetLite0 => Arch::EfficientNetLite0,
-        }
+        self.arch.with_alpha(self.alpha)
     }
 
     pub fn augment(&self) -> Option<AugmentConfig> {

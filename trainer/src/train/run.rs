@@ -15,7 +15,7 @@ use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use indicatif::{ProgressBar, ProgressStyle};
-use mriscreen::model::random::Rng;
+use mriscreen::rng::Rng;
 use mriscreen::model::Precision;
 use mriscreen::preprocess::{InputSpec, Intensity, Layout, Resize};
 use std::collections::HashMap;
@@ -57,7 +57,7 @@ fn check_args(a: &Args) -> Result<()> {
     if a.batch == 0 || a.batch > 1024 {
         bail!("--batch must be between 1 and 1024");
     }
-    if a.arch == super::ArchArg::MobilenetV2 && ![0.35, 0.5, 0.75, 1.0].contains(&a.alpha) {
+    if matches!(a.arch, Arch::MobileNetV2 { .. }) && ![0.35, 0.5, 0.75, 1.0].contains(&a.alpha) {
         bail!("--alpha must be 0.35, 0.5, 0.75 or 1.0");
     }
     if !(0.0..1.0).contains(&a.label_smoothing) {
@@ -202,7 +202,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let pretrained_note = match &pretrained {
         Some(p) => {
-            let report = load_into(&varmap, &read_state_dict(p)?, arch.head_prefix())?;
+            let report = load_into(&varmap, &read_state_dict(p)?, crate::models::head_prefix(arch))?;
             eprintln!("pretrained: {} ({} tensors loaded, head re-initialised)", p.display(), report.loaded);
             format!("initialised from {}", p.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned()))
         }
@@ -242,7 +242,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         };
         let params: Vec<(String, Var)> = named_vars(&varmap)?
             .into_iter()
-            .filter(|(n, _)| if s == 1 { n.starts_with(arch.head_prefix()) } else { arch.trainable(n, from) })
+            .filter(|(n, _)| if s == 1 { n.starts_with(crate::models::head_prefix(arch)) } else { crate::models::trainable(arch, n, from) })
             .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
             .collect();
         let mut opt = AdamW::new(params, a.lr[s - 1], a.weight_decay)?;
