@@ -175,3 +175,55 @@ fn metadata_is_exposed() {
     assert_eq!(info.features_name.as_deref(), Some("features"));
     assert!(info.assumed.is_empty(), "{:?}", info.assumed);
 }
+
+/// Each refusal says what to do, not only what is wrong.
+#[test]
+fn size_and_shape_refusals_say_what_to_do() {
+    let model = common::tiny_model();
+    let e = read_err(&model, &LoadOptions { max_bytes: 100, ..Default::default() });
+    assert!(matches!(e, ModelError::TooLarge { limit: 100, .. }), "{e}");
+    assert!(e.to_string().contains("use a smaller model"), "{e}");
+
+    let mut proto = mriscreen::model::pb::ModelProto::decode(&*model).unwrap();
+    let mut grey = proto.clone();
+    grey.graph.as_mut().unwrap().input[0] = mriscreen::model::builder::value_info(
+        "input",
+        mriscreen::model::pb::tensor_proto::DataType::Float,
+        &[Dim::Fixed(1), 64.into(), 64.into()],
+    );
+    let e = read_err(&grey.encode_to_vec(), &LoadOptions::default());
+    assert!(matches!(e, ModelError::InputShape { .. }), "{e}");
+    assert!(e.to_string().contains("re-export the model with one 3-channel image input"), "{e}");
+
+    let out = &mut proto.graph.as_mut().unwrap().output[0];
+    *out = mriscreen::model::builder::value_info(&out.name.clone(), mriscreen::model::pb::tensor_proto::DataType::Float, &[Dim::Fixed(1), 4.into(), 8.into(), 8.into()]);
+    let e = read_err(&proto.encode_to_vec(), &LoadOptions::default());
+    assert!(matches!(e, ModelError::OutputShape { .. }), "{e}");
+    assert!(e.to_string().contains("re-export the classifier"), "{e}");
+}
+
+#[test]
+fn gpu_failures_point_to_the_cpu() {
+    use mriscreen::{BackendKind, InferenceError};
+    for e in [
+        InferenceError::GpuUnavailable("no adapter".into()),
+        InferenceError::GpuUnsupported("op X".into()),
+        InferenceError::Gpu("device lost".into()),
+        InferenceError::SelfCheck { max_diff: 1.0, tolerance: 1e-3 },
+        InferenceError::Run { backend: BackendKind::Gpu, message: "oom".into() },
+    ] {
+        let m = e.to_string();
+        assert!(m.contains("--backend cpu") && m.contains("?backend=cpu"), "{m}");
+    }
+    let m = InferenceError::Run { backend: BackendKind::Cpu, message: "shape".into() }.to_string();
+    assert!(m.contains("re-export") && !m.contains("--backend cpu"), "{m}");
+}
+
+#[test]
+fn a_hash_mismatch_has_its_own_kind() {
+    let model = common::tiny_model();
+    let opts = LoadOptions { expected_sha256: Some("0".repeat(64)), ..Default::default() };
+    let e = Classifier::new(&model, &opts).err().expect("refused");
+    assert_eq!(e.kind(), "hash", "{e}");
+    assert_eq!(Classifier::new(b"junk", &LoadOptions::default()).err().expect("refused").kind(), "model");
+}

@@ -36,18 +36,28 @@ impl std::fmt::Display for BackendKind {
 pub enum InferenceError {
     #[error("the CPU backend cannot load this model: {0}; the graph may use an operator or shape tract does not support — check it with an ONNX checker (e.g. onnx.checker) and re-export")]
     Load(String),
-    #[error("inference failed on the {backend} backend: {message}")]
+    #[error("inference failed on the {backend} backend: {message}; {}", run_hint(*.backend))]
     Run { backend: BackendKind, message: String },
-    #[error("WebGPU is not available: {0}")]
+    #[error("WebGPU is not available: {0}; {USE_CPU}")]
     GpuUnavailable(String),
-    #[error("the WebGPU backend cannot run this model: {0}")]
+    #[error("the WebGPU backend cannot run this model: {0}; {USE_CPU}")]
     GpuUnsupported(String),
-    #[error("the WebGPU backend failed: {0}")]
+    #[error("the WebGPU backend failed: {0}; {USE_CPU}")]
     Gpu(String),
-    #[error("WebGPU results disagree with the CPU on the load-time self-check: max |Δlogit| {max_diff:.3e} > tolerance {tolerance:.3e}")]
+    #[error("WebGPU results disagree with the CPU on the load-time self-check: max |Δlogit| {max_diff:.3e} > tolerance {tolerance:.3e}; this GPU or its driver computes the model wrongly, so {USE_CPU}")]
     SelfCheck { max_diff: f32, tolerance: f32 },
     #[error("{0}")]
     Model(#[from] crate::model::ModelError),
+}
+
+/// What to do when WebGPU fails: the CPU runs every model the loader accepts.
+const USE_CPU: &str = "run on the CPU instead (--backend cpu, or ?backend=cpu in the page's address)";
+
+fn run_hint(backend: BackendKind) -> &'static str {
+    match backend {
+        BackendKind::Gpu => USE_CPU,
+        BackendKind::Cpu => "the model loaded but cannot run on this input; check it runs in onnxruntime on a 1-image batch and re-export it",
+    }
 }
 
 /// The last feature map before global pooling, `[K, h, w]` for batch 1.

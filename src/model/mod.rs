@@ -44,7 +44,7 @@ pub const DEFAULT_MAX_MODEL_BYTES: usize = 512 << 20;
 pub enum ModelError {
     #[error("the model file is empty (0 bytes); download or export it again")]
     Empty,
-    #[error("the model file is {bytes} bytes, over the {limit}-byte limit")]
+    #[error("the model file is {bytes} bytes, over the {limit}-byte limit for a model; use a smaller model (e.g. a quantized or narrower variant) or check that this is the model file and not an archive")]
     TooLarge { bytes: usize, limit: usize },
     #[error("the expected SHA-256 {0:?} is not 64 hexadecimal digits; copy it again from the manifest")]
     BadExpectedHash(String),
@@ -62,7 +62,7 @@ pub enum ModelError {
     Inputs { count: usize, names: String },
     #[error("input `{name}` is {elem}, but only float32 image inputs are supported; re-export with a float input")]
     InputType { name: String, elem: String },
-    #[error("input `{name}` has shape {shape}; expected an image tensor [1,3,H,W] (NCHW) or [1,H,W,3] (NHWC)")]
+    #[error("input `{name}` has shape {shape}; expected an image tensor [1,3,H,W] (NCHW) or [1,H,W,3] (NHWC); re-export the model with one 3-channel image input (e.g. torch.onnx.export with a dummy input of shape (1, 3, 224, 224))")]
     InputShape { name: String, shape: String },
     #[error("input `{name}` has a fixed batch of {batch}; mriscreen runs one image at a time; re-export with batch 1 or a dynamic batch")]
     Batch { name: String, batch: i64 },
@@ -72,7 +72,7 @@ pub enum ModelError {
     InputSizeConflict { name: String, given: String, fixed: String },
     #[error("the model has no outputs; export it again")]
     NoOutputs,
-    #[error("output `{name}` has shape {shape}; expected class scores of shape [1,C]")]
+    #[error("output `{name}` has shape {shape}; expected class scores of shape [1,C]; re-export the classifier with its logits as the first output (not a detector or segmentation model)")]
     OutputShape { name: String, shape: String },
     #[error("the model has no class list (no `mriscreen.classes` metadata); pass the class names in output order, e.g. --classes glioma,meningioma,notumor,pituitary")]
     MissingClasses,
