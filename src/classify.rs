@@ -48,7 +48,7 @@ pub struct Prediction {
     pub frame: u32,
     /// For a DICOM file, what may be shown about it (nothing identifying).
     #[serde(skip_deserializing)]
-    pub dicom: Option<crate::dicom::DicomSummary>,
+    pub dicom: Option<crate::decode::dicom::DicomSummary>,
     /// The last feature map, when the model has a `features` output.
     #[serde(skip)]
     pub features: Option<FeatureMap>,

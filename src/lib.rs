@@ -10,7 +10,6 @@ pub mod backend;
 pub mod classify;
 pub mod decode;
 pub mod familiar;
-pub mod dicom;
 pub mod heatmap;
 pub mod input_check;
 pub mod model;

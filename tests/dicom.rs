@@ -7,7 +7,7 @@ mod common;
 
 use image::DynamicImage;
 use mriscreen::decode::{decode, decode_frame, DecodeError, Decoded, Limits};
-use mriscreen::dicom::{DicomSummary, Window, WindowSource};
+use mriscreen::decode::dicom::{DicomSummary, Window, WindowSource};
 use mriscreen::{block_on, Classifier, LoadOptions};
 use std::path::PathBuf;
 

@@ -2,7 +2,7 @@
 decoder: pydicom 3.0.2 (+ pylibjpeg 2 / pylibjpeg-libjpeg for the lossless
 JPEG) decodes the stored values, numpy applies PS3.3 C.11.1 (rescale) and
 C.11.2.1.2.1 (LINEAR window, first values) or, without a window, the
-0.5/99.5 percentile window that src/dicom/voi.rs documents (nearest ranks
+0.5/99.5 percentile window that src/decode/dicom/voi.rs documents (nearest ranks
 floor(0.005 (n-1)) and ceil(0.995 (n-1)), LINEAR_EXACT). The files come
 from `scripts/setup test` (.cache/dicom). Run once, paste the output:
 

@@ -20,12 +20,10 @@
 //!   is "unlike the training images" and referred, however confident the
 //!   model is. Needs a model with a `features` output.
 
-use crate::data::{Dataset, Split, SplitArgs};
-use crate::model_args::{read_limited, write_atomic};
+use crate::data::{Dataset, Split};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::Path;
 
 /// What calibration found, written next to the model as `calibration.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -280,50 +278,6 @@ impl Calibration {
             None => "; no familiarity check (the model has no features output)".into(),
         }
     }
-}
-
-#[derive(clap::Args)]
-pub struct Args {
-    /// The ONNX model to calibrate (as `train` exports it; a calibrated one needs `--again`).
-    #[arg(long, short)]
-    model: PathBuf,
-    /// The dataset it was trained on and how it was split; its validation split is used.
-    #[command(flatten)]
-    split: SplitArgs,
-    /// Accuracy required of the results that are not referred for expert review.
-    #[arg(long, default_value_t = 0.95)]
-    target_accuracy: f64,
-    /// Where to write the calibrated model (its `calibration.json` goes next to it).
-    #[arg(long, short)]
-    out: PathBuf,
-    /// Overwrite `--out` and the `calibration.json` beside it if they exist
-    /// (`--out` may be the model itself).
-    #[arg(long)]
-    force: bool,
-    /// Calibrate a model that already is: temperature, refer threshold and
-    /// familiarity statistics are fitted afresh from its raw outputs.
-    #[arg(long)]
-    again: bool,
-}
-
-pub fn run(a: Args) -> Result<ExitCode> {
-    if !(0.0..=1.0).contains(&a.target_accuracy) {
-        bail!("--target-accuracy must be between 0 and 1, e.g. 0.95");
-    }
-    let report = a.out.with_file_name("calibration.json");
-    for path in [&a.out, &report] {
-        if path.exists() && !a.force {
-            bail!("{} exists; pass --force to overwrite it", path.display());
-        }
-    }
-    let bytes = read_limited(&a.model, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)?;
-    let ds = a.split.load()?;
-    let (cal, out) = calibrate_onnx(&bytes, &ds, a.target_accuracy, a.again)?;
-    write_atomic(&a.out, &out)?;
-    cal.write_report(&report)?;
-    println!("{}\n{}", mriscreen::DISCLAIMER, cal.summary());
-    println!("written: {} and {}", a.out.display(), report.display());
-    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

@@ -6,6 +6,9 @@
 //! their Wilson intervals. Bootstrap intervals, paired tests and calibration
 //! come with the statistics report.
 
+use crate::data::{Dataset, Split};
+use crate::files::progress;
+use anyhow::Result;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,6 +201,43 @@ impl Evaluation {
         }
         s
     }
+}
+
+/// Evaluates an ONNX model exactly as the page and `predict` run it.
+pub fn evaluate_onnx(bytes: &[u8], ds: &Dataset, split: Split) -> Result<Evaluation> {
+    Ok(evaluate_onnx_each(bytes, ds, split)?.0)
+}
+
+/// [`evaluate_onnx`], and every image's prediction in split order.
+pub fn evaluate_onnx_each(bytes: &[u8], ds: &Dataset, split: Split) -> Result<(Evaluation, Vec<mriscreen::Prediction>)> {
+    let mut c = mriscreen::Classifier::new(bytes, &Default::default())?;
+    let idx = ds.split(split);
+    let pb = progress(idx.len(), format!("eval {}", split.name()));
+    let mut predicted = Vec::with_capacity(idx.len());
+    let mut all = Vec::with_capacity(idx.len());
+    for &i in idx {
+        let mut p = mriscreen::block_on(c.classify_image(&ds.samples[i].image))?;
+        let k = ds.classes.iter().position(|c| *c == p.label).unwrap_or(usize::MAX) as u32;
+        predicted.push(k);
+        p.features = None;
+        all.push(p);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let mut e = evaluate(&ds.labels(split), &predicted, &ds.classes);
+    // The same predictions on the images without a near copy in training.
+    if split == Split::Test && !ds.train.is_empty() {
+        let clean: std::collections::HashSet<usize> = ds.without_training_copies(split).into_iter().collect();
+        let keep: Vec<usize> = (0..idx.len()).filter(|&k| clean.contains(&idx[k])).collect();
+        let truth: Vec<u32> = keep.iter().map(|&k| ds.samples[idx[k]].label).collect();
+        let pred: Vec<u32> = keep.iter().map(|&k| predicted[k]).collect();
+        e.deduplicated = Some(Box::new(evaluate(&truth, &pred, &ds.classes)));
+        e.subset_rule = Some(format!(
+            "test images with no training image in their near-duplicate cluster: exact copies or pHash ≤ {} bits, transitively",
+            ds.report.leakage.near_threshold
+        ));
+    }
+    Ok((e, all))
 }
 
 #[cfg(test)]

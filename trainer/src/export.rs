@@ -136,9 +136,7 @@ pub fn export(model: &Model, info: &ExportInfo, inputs: &[Vec<f32>], path: &Path
     if !(diff <= tolerance) {
         bail!("the exported model disagrees with the trainer: max |Δlogit| is {diff:.2e} of the logit scale (tolerance {tolerance:.0e}); nothing was written");
     }
-    let tmp = path.with_extension("onnx.tmp");
-    std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    crate::files::write_atomic(path, &bytes)?;
     Ok((bytes, diff))
 }
 

@@ -3,23 +3,20 @@
 //! compressing and evaluating models. Research software, not a diagnostic
 //! device.
 
-mod bench;
-mod bench_train;
 mod calibrate;
+mod cmd;
 mod data;
 mod evaluate;
-mod evaluate_cmd;
 mod export;
-mod leakage_cmd;
+mod files;
 mod model_args;
 mod models;
-mod predict;
-mod random_model;
 mod synth;
 mod train;
 mod weights;
 
 use clap::{Parser, Subcommand};
+use cmd::{bench, bench_train, leakage, predict, random_model};
 
 // Training allocates and frees tensors of hundreds of megabytes every step;
 // glibc hands each back to the kernel (page faults and TLB shootdowns on the
@@ -65,30 +62,34 @@ enum Command {
     /// Generate SynthTumor, a synthetic brain-tumour MRI benchmark on real anatomy (Kaggle folder layout; not real patients).
     Synth(synth::Args),
     /// Evaluate an ONNX model on a dataset's test split: accuracy (95 % CI), per-class precision/recall/F1, confusion matrix.
-    Evaluate(evaluate_cmd::Args),
+    Evaluate(cmd::evaluate::Args),
     /// Fit a model's temperature and its "refer for expert review" threshold on a dataset's validation split.
-    Calibrate(calibrate::Args),
+    Calibrate(cmd::calibrate::Args),
     /// Measure training throughput (images/s) of a model family and write it to a JSON file.
     BenchTrain(bench_train::Args),
     /// Study exact and near-duplicate images in a dataset folder (within and across Training/ and Testing/), with contact sheets.
-    Leakage(leakage_cmd::Args),
+    Leakage(leakage::Args),
     /// Train a classifier on an image-folder dataset (three-stage transfer learning), export it to ONNX and evaluate it.
     Train(Box<train::Args>),
 }
 
 fn main() -> std::process::ExitCode {
-    keep_freed_memory();
     let cli = Cli::parse();
+    // Only training churns through large tensors; `predict` and the rest keep
+    // the allocator's defaults (no 16 GiB reservation).
+    if matches!(cli.command, Command::Train(_) | Command::BenchTrain(_)) {
+        keep_freed_memory();
+    }
     let result = match cli.command {
         Command::Predict(a) => predict::run(a),
         Command::Bench(a) => bench::run(a),
         Command::RandomModel(a) => random_model::run(a),
         Command::Synth(a) => synth::run(a),
-        Command::Calibrate(a) => calibrate::run(a),
+        Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Train(a) => train::run(*a),
         Command::BenchTrain(a) => bench_train::run(a),
-        Command::Evaluate(a) => evaluate_cmd::run(a),
-        Command::Leakage(a) => leakage_cmd::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Leakage(a) => leakage::run(a),
     };
     match result {
         Ok(code) => code,

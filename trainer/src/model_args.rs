@@ -1,6 +1,7 @@
 //! Flags that choose a model and fill in what a third-party ONNX file lacks,
 //! shared by every subcommand that loads a model.
 
+use crate::files::read_limited;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use mriscreen::model::{parse_classes, parse_size, parse_triple};
@@ -139,25 +140,4 @@ fn default_model(dir: &Path) -> Result<(PathBuf, Option<String>)> {
     };
     let file = entry["file"].as_str().with_context(|| format!("{}: model {default:?} has no \"file\"", manifest_path.display()))?;
     Ok((dir.join(file), entry["sha256"].as_str().map(str::to_string)))
-}
-
-/// Reads a file, refusing directories and files over `limit` bytes before
-/// reading them.
-pub fn read_limited(path: &Path, limit: usize) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-    if meta.is_dir() {
-        bail!("{} is a folder; name the files inside it", path.display());
-    }
-    if meta.len() > limit as u64 {
-        bail!("{} is {} bytes, over the {limit}-byte limit", path.display(), meta.len());
-    }
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-/// Writes `bytes` to `path` through a temporary file and a rename, so a kill
-/// never leaves a half-written file under the real name.
-pub fn write_atomic(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

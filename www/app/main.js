@@ -39,7 +39,7 @@ function announce(text) {
   announcer.textContent = text;
 }
 
-/** The wasm's per-image byte budget (src/decode.rs `Limits`): checked here too, so a huge file is never read into memory. */
+/** The wasm's per-image byte budget (src/decode/mod.rs `Limits`): checked here too, so a huge file is never read into memory. */
 const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 
 /** Asks the worker; after a crash of the worker, once more on a fresh one on the CPU. */

@@ -24,7 +24,7 @@ mod run;
 
 pub use loss::cross_entropy;
 pub use optim::AdamW;
-pub use run::{evaluate_onnx_each, run};
+pub use run::run;
 
 use crate::data::augment::AugmentConfig;
 use crate::models::Arch;

@@ -6,15 +6,13 @@ use super::loss::{argmax, cross_entropy};
 use super::optim::AdamW;
 use super::{Args, EpochMetrics, State};
 use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
-use crate::evaluate::evaluate;
 use crate::export::{export, ExportInfo};
-use crate::model_args::write_atomic;
+use crate::files::{progress, write_atomic};
 use crate::models::{Arch, Model};
 use crate::weights::{load_into, read_state_dict};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use indicatif::{ProgressBar, ProgressStyle};
 use mriscreen::rng::Rng;
 use mriscreen::model::Precision;
 use mriscreen::preprocess::{InputSpec, Intensity, Layout, Resize};
@@ -130,12 +128,6 @@ fn snapshot(varmap: &VarMap) -> Result<HashMap<String, Tensor>> {
     Ok(named_vars(varmap)?.into_iter().map(|(n, v)| (n, v.as_tensor().clone())).collect())
 }
 
-fn progress(len: usize, label: String) -> ProgressBar {
-    let pb = ProgressBar::new(len as u64);
-    pb.set_style(ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
-    pb.set_prefix(label);
-    pb
-}
 
 /// Mean loss and accuracy of `logits_of` over a split, in batches.
 fn score(ds: &Dataset, split: Split, batch: usize, labels_all: &[u32], mut logits_of: impl FnMut(&[usize]) -> Result<Tensor>) -> Result<(f64, f64)> {
@@ -412,7 +404,7 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
         }
     };
 
-    let evaluation = evaluate_onnx(&bytes, ds, Split::Test)?;
+    let evaluation = crate::evaluate::evaluate_onnx(&bytes, ds, Split::Test)?;
     std::fs::write(a.out.join("evaluation.json"), serde_json::to_string_pretty(&evaluation)? + "\n")?;
     std::fs::write(a.out.join("model_card.md"), super::card::model_card(a, ds, &info, &evaluation, state, bytes.len(), calibration.as_ref()))?;
     println!("\n{}\n", mriscreen::DISCLAIMER);
@@ -422,41 +414,4 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     println!("test split ({} images), exported model on tract:\n{}", evaluation.n, evaluation.table());
     println!("written to {}: model.onnx, model_card.md, evaluation.json, metrics.json, dataset_report.json, best/checkpoint.safetensors", a.out.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Evaluates an ONNX model exactly as the page and `predict` run it.
-pub fn evaluate_onnx(bytes: &[u8], ds: &Dataset, split: Split) -> Result<crate::evaluate::Evaluation> {
-    Ok(evaluate_onnx_each(bytes, ds, split)?.0)
-}
-
-/// [`evaluate_onnx`], and every image's prediction in split order.
-pub fn evaluate_onnx_each(bytes: &[u8], ds: &Dataset, split: Split) -> Result<(crate::evaluate::Evaluation, Vec<mriscreen::Prediction>)> {
-    let mut c = mriscreen::Classifier::new(bytes, &Default::default())?;
-    let idx = ds.split(split);
-    let pb = progress(idx.len(), format!("eval {}", split.name()));
-    let mut predicted = Vec::with_capacity(idx.len());
-    let mut all = Vec::with_capacity(idx.len());
-    for &i in idx {
-        let mut p = mriscreen::block_on(c.classify_image(&ds.samples[i].image))?;
-        let k = ds.classes.iter().position(|c| *c == p.label).unwrap_or(usize::MAX) as u32;
-        predicted.push(k);
-        p.features = None;
-        all.push(p);
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    let mut e = evaluate(&ds.labels(split), &predicted, &ds.classes);
-    // The same predictions on the images without a near copy in training.
-    if split == Split::Test && !ds.train.is_empty() {
-        let clean: std::collections::HashSet<usize> = ds.without_training_copies(split).into_iter().collect();
-        let keep: Vec<usize> = (0..idx.len()).filter(|&k| clean.contains(&idx[k])).collect();
-        let truth: Vec<u32> = keep.iter().map(|&k| ds.samples[idx[k]].label).collect();
-        let pred: Vec<u32> = keep.iter().map(|&k| predicted[k]).collect();
-        e.deduplicated = Some(Box::new(evaluate(&truth, &pred, &ds.classes)));
-        e.subset_rule = Some(format!(
-            "test images with no training image in their near-duplicate cluster: exact copies or pHash ≤ {} bits, transitively",
-            ds.report.leakage.near_threshold
-        ));
-    }
-    Ok((e, all))
 }

@@ -8,7 +8,7 @@
 //! shows only that), as a table and as JSON with one line per image.
 
 use crate::data::{load_dataset, Split, SplitArgs};
-use crate::model_args::read_limited;
+use crate::files::read_limited;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if ds.split(Split::Test).is_empty() {
         bail!("{} has no test images; for a folder without Testing/, pass --external to test on every image", a.split.data.display());
     }
-    let (evaluation, results) = crate::train::evaluate_onnx_each(&bytes, &ds, Split::Test)?;
+    let (evaluation, results) = crate::evaluate::evaluate_onnx_each(&bytes, &ds, Split::Test)?;
     let clean: std::collections::HashSet<usize> = ds.without_training_copies(Split::Test).into_iter().collect();
     let what = if a.external { "every image (external test set)" } else { "the test split" };
     println!("{}\n", mriscreen::DISCLAIMER);

@@ -33,7 +33,7 @@ mod voi;
 
 pub use voi::{Window, WindowSource};
 
-use crate::decode::{DecodeError, Decoded, Limits};
+use super::{DecodeError, Decoded, Limits};
 use dicom_core::value::{PrimitiveValue, Value};
 use dicom_dictionary_std::tags;
 use dicom_object::{FileMetaTable, InMemDicomObject};

@@ -1,6 +1,7 @@
 //! `mriscreen predict`: classify image files; one bad file never stops the others.
 
-use crate::model_args::{read_limited, ModelArgs};
+use crate::files::read_limited;
+use crate::model_args::ModelArgs;
 use anyhow::{Context, Result};
 use mriscreen::{block_on, Classifier, Limits, Prediction};
 use serde_json::{json, Map, Value};

@@ -1,7 +1,7 @@
 //! `mriscreen bench`: CPU (tract) inference latency, written to a JSON file.
 //! Not a test: numbers depend on the machine and are reported, never asserted.
 
-use crate::model_args::read_limited;
+use crate::files::read_limited;
 use anyhow::{bail, Context, Result};
 use crate::model_args::BackendArg;
 use mriscreen::backend::Engine;
