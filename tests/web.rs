@@ -52,6 +52,15 @@ async fn js_api_matches_native_and_reports_errors() {
     let ours: Vec<f32> = v["probabilities"].as_array().unwrap().iter().map(|c| c["probability"].as_f64().unwrap() as f32).collect();
     assert_close(&ours, &expected());
     assert_eq!(v["backend"], "cpu");
+    // The referral crosses decided: the flag and its typed reasons (this
+    // fixture has no calibrated threshold, so the default one applies).
+    assert_eq!(v["refer"].as_bool(), Some(!v["refer_reasons"].as_array().unwrap().is_empty()), "{v}");
+    for r in v["refer_reasons"].as_array().unwrap() {
+        assert!(["low_confidence", "colour", "unfamiliar"].contains(&r["kind"].as_str().unwrap()), "{r}");
+    }
+    let info: serde_json::Value = serde_wasm_bindgen::from_value(screen.info().map_err(|e| e.message()).unwrap()).unwrap();
+    assert_eq!(info["threshold"]["calibrated"], false, "{info}");
+    assert!(info["refer_rule"].as_str().unwrap().contains("a default"), "{info}");
 
     // An ordinary image has only frame 0.
     let frame = serde::Serialize::serialize(&serde_json::json!({ "frame": 1 }), &serde_wasm_bindgen::Serializer::json_compatible()).unwrap();
@@ -66,7 +75,8 @@ async fn js_api_matches_native_and_reports_errors() {
     let json = serde_wasm_bindgen::Serializer::json_compatible();
     let opts = serde::Serialize::serialize(&serde_json::json!({ "sha256": "0".repeat(64) }), &json).unwrap();
     let tampered = MriScreen::create(model, opts).await.err().expect("refused");
-    assert_eq!(tampered.kind(), "model");
+    // Its own kind, so the page evicts the cached file without reading the message.
+    assert_eq!(tampered.kind(), "hash");
     assert!(tampered.message().contains("SHA-256"));
 }
 
