@@ -6,8 +6,8 @@
 //! over the last feature map `F` shows which regions raised that score
 //! (Zhou et al., "Learning Deep Features for Discriminative Localization",
 //! CVPR 2016). [`CamWeights::from_model`] finds `W` in the ONNX graph (the
-//! Gemm or MatMul that produces the logits, its weights stored as fp32, fp16
-//! or int8/int4 with DequantizeLinear); [`heatmap`] computes the map for one
+//! Gemm or MatMul that produces the logits; compressed weights arrive
+//! expanded to float32 by the loader); [`heatmap`] computes the map for one
 //! class, keeps the positive evidence, and maps it back through the
 //! letterbox onto the [`Preview`], a small 8-bit grey copy of the input the
 //! page draws (the browser cannot display DICOM or 16-bit TIFF itself).
@@ -17,7 +17,6 @@ use crate::model::pb::{ModelProto, NodeProto, TensorProto};
 use crate::model::tensor_data::values_f32;
 use crate::preprocess::{letterbox_rect, resize, Plane, Resize};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// The longest side of a preview, in pixels.
 pub const PREVIEW_MAX_SIDE: usize = 256;
@@ -65,7 +64,7 @@ impl CamWeights {
             let x = node.input.iter().find(|i| !inits.contains(&i.as_str()))?;
             node = producer(x)?;
         }
-        let (dims, b) = constant(graph.initializer.as_slice(), &graph.node, node.input.get(1)?)?;
+        let (dims, b) = constant(&graph.initializer, node.input.get(1)?)?;
         let [rows, cols] = dims[..] else { return None };
         let trans_b = node.op_type == "Gemm" && int_attr(node, "transB") == Some(1);
         match node.op_type.as_str() {
@@ -84,28 +83,11 @@ fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
     node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
 }
 
-/// A constant's dims and f32 values: an initializer, or a `Cast` /
-/// `DequantizeLinear` of initializers (compressed weights).
-fn constant(inits: &[TensorProto], nodes: &[NodeProto], name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
-    let dims = |t: &TensorProto| t.dims.iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>();
-    if let Some(t) = inits.iter().find(|t| t.name == name) {
-        return Some((dims(t), values_f32(t)?));
-    }
-    let node = nodes.iter().find(|n| n.output.iter().any(|o| o == name))?;
-    match node.op_type.as_str() {
-        "Cast" => constant(inits, nodes, node.input.first()?),
-        "DequantizeLinear" => {
-            let used: HashMap<String, TensorProto> = node
-                .input
-                .iter()
-                .filter(|i| !i.is_empty())
-                .map(|i| inits.iter().find(|t| &t.name == i).map(|t| (i.clone(), t.clone())))
-                .collect::<Option<_>>()?;
-            let t = crate::model::normalise::dequantize(node, &used).ok()?;
-            Some((dims(&t), values_f32(&t)?))
-        }
-        _ => None,
-    }
+/// A constant's dims and f32 values (the loader has already expanded
+/// compressed weights into plain initializers).
+fn constant(inits: &[TensorProto], name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+    let t = inits.iter().find(|t| t.name == name)?;
+    Some((t.dims.iter().map(|&d| d.max(0) as usize).collect(), values_f32(t)?))
 }
 
 /// `Σ_k W[class,k]·F_k` over the feature map's `height × width` cells.

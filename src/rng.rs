@@ -28,11 +28,26 @@ impl Rng {
     pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.range(lo, hi)).collect()
     }
+    /// Uniform in 0..n (0 when n is 0), by Lemire's multiply-shift.
+    pub fn below(&mut self, n: usize) -> usize {
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn below_covers_its_range() {
+        let mut r = Rng::new(3);
+        let mut seen = [0usize; 5];
+        for _ in 0..5000 {
+            seen[r.below(5)] += 1;
+        }
+        assert!(seen.iter().all(|&k| (800..1200).contains(&k)), "{seen:?}");
+        assert_eq!(r.below(0), 0);
+    }
 
     #[test]
     fn rng_is_deterministic_and_in_range() {

@@ -1,6 +1,6 @@
 //! WebGPU (wonnx through wgpu-bridge; natively Vulkan, Mesa's llvmpipe in CI)
-//! against tract on the model families we ship, in fp32, fp16 and int8
-//! weights, plus a PyTorch-style third-party graph:
+//! against tract on the model families we ship, in fp32, fp16, int8 and int4
+//! weights, every model the page ships, plus a PyTorch-style third-party graph:
 //! max |Δlogit| ≤ 1e-4 · max |logit|.
 //!
 //! Needs a Vulkan driver (`apt-get install mesa-vulkan-drivers`, which
@@ -23,7 +23,7 @@ fn opts(size: usize, precision: Precision) -> RandomNet {
     o
 }
 
-const PRECISIONS: [Precision; 3] = [Precision::Fp32, Precision::Fp16, Precision::Int8];
+const PRECISIONS: [Precision; 4] = [Precision::Fp32, Precision::Fp16, Precision::Int8, Precision::Int4];
 
 #[test]
 fn mobilenet_v2_full_size_at_224() {
@@ -51,4 +51,17 @@ fn efficientnet_lite0_style() {
 fn third_party_pytorch_style_graph() {
     // Gemm transB=1, bias-free convs, Flatten, symbolic batch, no metadata.
     check("third party", &common::third_party(Default::default()), Some(&["a", "b", "c"]));
+}
+
+#[test]
+fn every_shipped_model() {
+    // The files the page offers (models/manifest.json): fp32 and its compressed variants.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let models = manifest["models"].as_array().unwrap();
+    assert!(!models.is_empty());
+    for m in models {
+        let file = m["file"].as_str().unwrap();
+        check(&format!("shipped {file} ({})", m["precision"]), &std::fs::read(dir.join(file)).unwrap(), None);
+    }
 }

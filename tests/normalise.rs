@@ -58,8 +58,8 @@ fn ops(m: &ModelProto) -> Vec<String> {
 }
 
 #[test]
-fn fp16_and_int8_weights_are_expanded_to_f32() {
-    for precision in [Precision::Fp16, Precision::Int8] {
+fn compressed_weights_are_expanded_to_f32() {
+    for precision in [Precision::Fp16, Precision::Int8, Precision::Int4] {
         let mut opts = RandomNet::new(&CLASSES, 64, 3);
         opts.precision = precision;
         let m = normalised(&random::mobilenet_v2(0.35, &opts), None);

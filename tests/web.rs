@@ -96,7 +96,7 @@ mod webgpu {
 
     #[wasm_bindgen_test]
     async fn mobilenet_v2_full_size_at_224() {
-        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8] {
+        for p in [Precision::Fp32, Precision::Fp16, Precision::Int8, Precision::Int4] {
             common::gpu_matches_cpu(&format!("mobilenet_v2_1.0 {p}"), &random::mobilenet_v2(1.0, &opts(224, p)), None).await;
         }
     }

@@ -5,10 +5,12 @@
 //! and value_info. Tests build models with it; the trainer's exporter writes
 //! trained weights through it.
 //!
-//! Weights go through [`GraphBuilder::weight`], which stores them in the
-//! builder's [`Precision`]: fp32 as they are; fp16 as FLOAT16 initializers
-//! followed by `Cast` to float; int8 as per-output-channel symmetric INT8 with a
-//! `DequantizeLinear` node (weight-only QDQ), as docs/architecture.md ("The ONNX contract") says.
+//! Weights go through [`GraphBuilder::weight`] (and biases through
+//! [`GraphBuilder::bias`]), which store them in the builder's [`Precision`]
+//! the way `quant` writes every precision: fp32 as they are; fp16 as
+//! FLOAT16 initializers followed by `Cast` to float; int8 per output channel
+//! and int4 in blocks, symmetric, with `DequantizeLinear` (weight-only QDQ),
+//! as docs/architecture.md ("The ONNX contract") says.
 
 use crate::model::pb::{
     self, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension,
@@ -16,12 +18,25 @@ use crate::model::pb::{
     OperatorSetIdProto, StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto,
     ValueInfoProto,
 };
+use crate::model::quant::{self, Storage};
 use crate::model::Precision;
 use prost::Message;
 
-/// Opset and IR version of everything we write.
+/// Opset and IR version of what we write, unless a weight's storage needs
+/// more: float16 scales need opset 19, INT4 and blocked scales opset 21 (and
+/// IR 10, the first with INT4).
 pub const OPSET: i64 = 13;
 pub const IR_VERSION: i64 = 7;
+
+/// The IR version a file of default-domain `opset` needs.
+pub fn ir_version_for(opset: i64) -> i64 {
+    match opset {
+        ..=13 => IR_VERSION,
+        14..=18 => 8,
+        19..=20 => 9,
+        _ => 10,
+    }
+}
 
 /// One dimension of a declared shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +85,7 @@ pub struct GraphBuilder {
     graph: GraphProto,
     metadata: Vec<(String, String)>,
     precision: Precision,
+    opset: i64,
     counter: usize,
 }
 
@@ -140,12 +156,12 @@ impl GraphBuilder {
             graph: GraphProto { name: name.into(), ..Default::default() },
             metadata: Vec::new(),
             precision: Precision::Fp32,
+            opset: OPSET,
             counter: 0,
         }
     }
 
-    /// Stores subsequent [`weight`](Self::weight)s in `precision`.
-    /// int4 is written by the quantizer, not here: asking for it stores fp32.
+    /// Stores subsequent [`weight`](Self::weight)s and [`bias`](Self::bias)es in `precision`.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self
@@ -199,37 +215,39 @@ impl GraphBuilder {
         self.initializer(f32_tensor(name, dims, data))
     }
 
-    /// A weight tensor stored in the builder's precision; returns the name of
-    /// a float32 value carrying it. The first dimension is the output channel.
+    /// A weight tensor stored in the builder's precision (`quant`): fp32 as
+    /// it is, fp16 + `Cast`, or int8 per output channel / int4 in blocks of
+    /// [`quant::DEFAULT_BLOCK`] input channels with `DequantizeLinear` +
+    /// `Cast`. The first dimension is the output channel, the second the
+    /// input channel. Returns the name of the float32 value carrying it.
     pub fn weight(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
-        match self.precision {
-            Precision::Fp32 | Precision::Int4 => self.constant(name, dims, data),
-            Precision::Fp16 => {
-                let raw = data.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect();
-                let stored = self.initializer(raw_tensor(&format!("{name}.fp16"), DataType::Float16, dims, raw));
-                let out = name.to_string();
-                self.node_named("Cast", &[&stored], &[&out], vec![attr_int("to", DataType::Float as i32 as i64)]);
-                out
-            }
-            Precision::Int8 => {
-                let channels = dims[0];
-                let per = data.len() / channels.max(1);
-                let mut q = Vec::with_capacity(data.len());
-                let mut scales = Vec::with_capacity(channels);
-                for ch in data.chunks(per.max(1)) {
-                    let max = ch.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-                    scales.push(scale);
-                    q.extend(ch.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8));
-                }
-                let stored = self.initializer(raw_tensor(&format!("{name}.int8"), DataType::Int8, dims, q));
-                let scale = self.constant(&format!("{name}.scale"), &[channels], &scales);
-                let zero = self.initializer(raw_tensor(&format!("{name}.zero_point"), DataType::Int8, &[channels], vec![0; channels]));
-                let out = name.to_string();
-                self.node_named("DequantizeLinear", &[&stored, &scale, &zero], &[&out], vec![attr_int("axis", 0)]);
-                out
-            }
-        }
+        let storage = match self.precision {
+            Precision::Fp32 => Storage::Fp32,
+            Precision::Fp16 => Storage::Fp16,
+            Precision::Int8 => Storage::Int { scheme: quant::Scheme::int8(), axes: quant::Axes::OUT_FIRST },
+            Precision::Int4 => Storage::Int { scheme: quant::Scheme::int4(quant::DEFAULT_BLOCK), axes: quant::Axes::OUT_FIRST },
+        };
+        self.stored(quant::store(name, dims, data, storage))
+    }
+
+    /// A bias stored as a model of the builder's precision stores it:
+    /// float32 in fp32, float16 + `Cast` otherwise.
+    pub fn bias(&mut self, name: &str, dims: &[usize], data: &[f32]) -> String {
+        self.stored(quant::store_bias(name, dims, data, self.precision))
+    }
+
+    /// A tensor stored as `storage` says, whatever the builder's precision
+    /// (tests build every storage form with it).
+    pub fn store(&mut self, name: &str, dims: &[usize], data: &[f32], storage: Storage) -> String {
+        self.stored(quant::store(name, dims, data, storage))
+    }
+
+    fn stored(&mut self, s: quant::Stored) -> String {
+        self.opset = self.opset.max(s.opset);
+        let name = s.nodes.last().map(|n| n.output[0].clone()).or_else(|| s.initializers.first().map(|t| t.name.clone())).unwrap_or_default();
+        self.graph.initializer.extend(s.initializers);
+        self.graph.node.extend(s.nodes);
+        name
     }
 
     /// Adds a node with explicit output names.
@@ -329,8 +347,8 @@ impl GraphBuilder {
 
     pub fn build(self) -> ModelProto {
         ModelProto {
-            ir_version: IR_VERSION,
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            ir_version: ir_version_for(self.opset),
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: self.opset }],
             producer_name: "mriscreen".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             graph: Some(self.graph),

@@ -32,6 +32,12 @@ pub mod keys {
     /// above which an input is "unlike the training images" (JSON; see
     /// `crate::familiar`).
     pub const FAMILIARITY: &str = "mriscreen.familiarity";
+    /// A compressed model's fp32 original: its SHA-256 (64 hex digits).
+    pub const PARENT_SHA256: &str = "mriscreen.parent_sha256";
+    /// How a compressed model was made (JSON object: method, bits, block,
+    /// range setting, bias correction; written by `mriscreen quantize` and
+    /// quantization-aware training).
+    pub const QUANTIZATION: &str = "mriscreen.quantization";
 }
 
 /// How the weights are stored in the file.
@@ -96,6 +102,10 @@ pub struct ModelInfo {
     /// one ([`crate::referral`] says what applies without).
     pub refer_threshold: Option<f32>,
     pub trained_on: Option<String>,
+    /// SHA-256 of the fp32 model a compressed one was made from.
+    pub parent_sha256: Option<String>,
+    /// How it was compressed (`mriscreen.quantization`, a JSON object).
+    pub quantization: Option<String>,
     pub input_name: String,
     pub logits_name: String,
     pub features_name: Option<String>,
@@ -128,6 +138,10 @@ pub struct Description {
     pub trained_on: Option<String>,
     /// The familiarity statistics as JSON ([`crate::familiar::Familiarity::to_json`]).
     pub familiarity: Option<String>,
+    /// SHA-256 of the fp32 model this one was compressed from.
+    pub parent_sha256: Option<String>,
+    /// How it was compressed (a JSON object).
+    pub quantization: Option<String>,
 }
 
 impl Description {
@@ -142,6 +156,8 @@ impl Description {
             refer_threshold: None,
             trained_on: None,
             familiarity: None,
+            parent_sha256: None,
+            quantization: None,
         }
     }
 
@@ -163,6 +179,8 @@ impl Description {
             (keys::REFER_THRESHOLD, self.refer_threshold.map(|t| serde_json::to_string(&t).unwrap_or_default())),
             (keys::TRAINED_ON, self.trained_on.clone()),
             (keys::FAMILIARITY, self.familiarity.clone()),
+            (keys::PARENT_SHA256, self.parent_sha256.clone()),
+            (keys::QUANTIZATION, self.quantization.clone()),
         ];
         out.extend(optional.into_iter().filter_map(|(k, v)| v.map(|v| (k, v))));
         out
@@ -333,6 +351,16 @@ impl ModelInfo {
             },
             None => None,
         };
+        let parent_sha256 = match meta(keys::PARENT_SHA256) {
+            Some(v) if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => Some(v.to_ascii_lowercase()),
+            Some(v) => return Err(invalid(keys::PARENT_SHA256, v, "expected 64 hexadecimal digits (the fp32 model's SHA-256)")),
+            None => None,
+        };
+        let quantization = match meta(keys::QUANTIZATION) {
+            Some(v) if serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(v).is_ok() => Some(v.to_string()),
+            Some(v) => return Err(invalid(keys::QUANTIZATION, v, "expected a JSON object, e.g. {\"method\":\"ptq\",\"bits\":8}")),
+            None => None,
+        };
         Ok(ModelInfo {
             classes,
             input: InputSpec { mean, std, resize, intensity, ..InputSpec::default() },
@@ -341,6 +369,8 @@ impl ModelInfo {
             temperature,
             refer_threshold,
             trained_on: meta(keys::TRAINED_ON).map(str::to_string),
+            parent_sha256,
+            quantization,
             input_name: String::new(),
             logits_name: String::new(),
             features_name: None,
@@ -377,6 +407,8 @@ impl ModelInfo {
             refer_threshold: self.refer_threshold,
             trained_on: self.trained_on.clone(),
             familiarity: self.metadata.get(keys::FAMILIARITY).cloned(),
+            parent_sha256: self.parent_sha256.clone(),
+            quantization: self.quantization.clone(),
         }
     }
 
@@ -459,11 +491,14 @@ mod tests {
             refer_threshold: Some(0.333_251_2),
             trained_on: Some("real MRI (a, b)".into()),
             familiarity: Some(r#"{"limit":0.2}"#.into()),
+            parent_sha256: Some("ab".repeat(32)),
+            quantization: Some(r#"{"method":"ptq","bits":8}"#.into()),
         };
         let entries = written.entries();
         let all = [
             keys::CLASSES, keys::INPUT_SIZE, keys::MEAN, keys::STD, keys::RESIZE, keys::INTENSITY,
             keys::ARCH, keys::PRECISION, keys::TEMPERATURE, keys::REFER_THRESHOLD, keys::TRAINED_ON, keys::FAMILIARITY,
+            keys::PARENT_SHA256, keys::QUANTIZATION,
         ];
         assert_eq!(entries.iter().map(|(k, _)| *k).collect::<std::collections::BTreeSet<_>>(), all.into_iter().collect());
         let m: BTreeMap<String, String> = entries.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
@@ -517,6 +552,8 @@ mod tests {
             (keys::PRECISION, "fp8"),
             (keys::RESIZE, "crop"),
             (keys::MEAN, "[1,2]"),
+            (keys::PARENT_SHA256, "abc"),
+            (keys::QUANTIZATION, "int8"),
         ] {
             let mut m = meta(&[(keys::CLASSES, r#"["a"]"#)]);
             m.insert(k.into(), v.into());

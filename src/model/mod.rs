@@ -11,8 +11,10 @@
 //! `--intensity`, `--input-size`).
 
 pub mod builder;
+pub mod expand;
 mod info;
 pub mod normalise;
+pub mod quant;
 pub mod random;
 pub mod tensor_data;
 
@@ -82,6 +84,8 @@ pub enum ModelError {
     Metadata { key: String, value: String, expected: String },
     #[error("setting `{setting}` = {value:?} is not valid: {expected}")]
     Override { setting: &'static str, value: String, expected: String },
+    #[error(transparent)]
+    Weights(#[from] expand::ExpandError),
 }
 
 pub const MIN_OPSET: i64 = 7;
@@ -90,6 +94,8 @@ pub const MAX_OPSET: i64 = 21;
 /// A parsed and validated model.
 #[derive(Debug, Clone)]
 pub struct ModelPackage {
+    /// The graph with its weights expanded to float32 (`expand`); `info`
+    /// describes the file as stored (its precision, SHA-256 and size).
     pub proto: pb::ModelProto,
     pub info: ModelInfo,
 }
@@ -132,8 +138,10 @@ impl ModelPackage {
                 return Err(ModelError::HashMismatch { expected, actual: sha256 });
             }
         }
-        let proto = pb::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx(e.to_string()))?;
+        let mut proto = pb::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx(e.to_string()))?;
         let info = describe(&proto, opts, sha256, bytes.len())?;
+        // Both backends get float32 weights (see `expand`).
+        expand::expand_weights(&mut proto)?;
         Ok(ModelPackage { proto, info })
     }
 }

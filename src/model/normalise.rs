@@ -3,10 +3,10 @@
 //! node. Each rewrite answers one fact measured about wonnx (docs/architecture.md,
 //! "Facts measured about wonnx 0.5.1"):
 //!
-//! 1. `Constant` nodes become initializers; `Cast` and `DequantizeLinear` of
-//!    constant weights (fp16, per-axis or blocked int8/uint8, packed int4) are
-//!    evaluated here into f32 initializers — wonnx has no FLOAT16, INT8 or
-//!    DequantizeLinear.
+//! 1. (Done for both backends when the model is read, `super::expand`:)
+//!    `Constant` nodes become initializers, and `Cast` / `DequantizeLinear`
+//!    of constant weights (fp16, per-axis or blocked int8, packed int4) are
+//!    evaluated into f32 — wonnx has no FLOAT16, INT8 or DequantizeLinear.
 //! 2. Every intermediate gets a static shape in `value_info` (tract's shape
 //!    inference with the input pinned to batch 1) — wonnx needs them all.
 //! 3. A `Conv` without bias gets a zero bias — wonnx computes 3×3 bias-free
@@ -82,7 +82,6 @@ pub fn for_wonnx(package: &ModelPackage) -> Result<pb::ModelProto, NormaliseErro
     let mut inits: HashMap<String, TensorProto> = graph.initializer.drain(..).map(|t| (t.name.clone(), t)).collect();
     graph.input.retain(|i| !inits.contains_key(&i.name));
 
-    fold_constants(&mut graph.node, &mut inits)?;
     let used: HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
     inits.retain(|name, _| used.contains(name.as_str()));
     graph.initializer = inits.values().cloned().collect();
@@ -183,92 +182,8 @@ pub fn infer_shapes(model: &pb::ModelProto, input_shape: &[usize]) -> Result<Has
     Ok(shapes)
 }
 
-/// Turns `Constant` nodes into initializers and evaluates `Cast` /
-/// `DequantizeLinear` whose inputs are all initializers.
-fn fold_constants(nodes: &mut Vec<NodeProto>, inits: &mut HashMap<String, TensorProto>) -> Result<(), NormaliseError> {
-    let mut kept = Vec::with_capacity(nodes.len());
-    for node in std::mem::take(nodes) {
-        let constant_inputs = node.input.iter().all(|i| i.is_empty() || inits.contains_key(i));
-        let folded = match node.op_type.as_str() {
-            "Constant" => {
-                let t = attr(&node, "value").and_then(|a| a.t.clone()).ok_or_else(|| refuse(&node, "only tensor-valued Constant nodes are supported"))?;
-                Some(TensorProto { name: node.output[0].clone(), ..t })
-            }
-            "Cast" if constant_inputs => {
-                let to = attr(&node, "to").map_or(0, |a| a.i);
-                if to != DataType::Float as i64 {
-                    None
-                } else {
-                    let v = values_f32(&inits[&node.input[0]]).ok_or_else(|| refuse(&node, "cannot read the constant being cast"))?;
-                    Some(f32_tensor(&node.output[0], &dims_usize(&inits[&node.input[0]].dims), &v))
-                }
-            }
-            "DequantizeLinear" if constant_inputs => Some(dequantize(&node, inits)?),
-            _ => None,
-        };
-        match folded {
-            Some(t) => {
-                inits.insert(t.name.clone(), t);
-            }
-            None => kept.push(node),
-        }
-    }
-    *nodes = kept;
-    Ok(())
-}
-
 fn dims_usize(dims: &[i64]) -> Vec<usize> {
     dims.iter().map(|&d| d.max(0) as usize).collect()
-}
-
-/// y = (x − zero_point) · scale, per tensor, per axis, or blocked along the axis (opset 21).
-pub(crate) fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<TensorProto, NormaliseError> {
-    let x_t = &inits[&node.input[0]];
-    let x = values_f32(x_t).ok_or_else(|| refuse(node, "cannot read the quantized weights"))?;
-    let scale_t = &inits[&node.input[1]];
-    let scale = values_f32(scale_t).ok_or_else(|| refuse(node, "cannot read the scale"))?;
-    let zero = match node.input.get(2).filter(|s| !s.is_empty()) {
-        Some(z) => values_f32(&inits[z]).ok_or_else(|| refuse(node, "cannot read the zero point"))?,
-        None => vec![0.0; scale.len()],
-    };
-    if zero.len() != scale.len() || scale.is_empty() {
-        return Err(refuse(node, "scale and zero point differ in size"));
-    }
-    let dims = dims_usize(&x_t.dims);
-    let rank = dims.len() as i64;
-    let axis = attr(node, "axis").map_or(1, |a| a.i);
-    let axis = if axis < 0 { axis + rank } else { axis } as usize;
-    let block = attr(node, "block_size").map_or(0, |a| a.i.max(0) as usize);
-    let y: Vec<f32> = if scale.len() == 1 {
-        x.iter().map(|&q| (q - zero[0]) * scale[0]).collect()
-    } else {
-        if axis >= dims.len() {
-            return Err(refuse(node, format!("axis {axis} is out of range for rank {rank}")));
-        }
-        let inner: usize = dims[axis + 1..].iter().product();
-        let len = dims[axis];
-        if block == 0 {
-            if scale.len() != len {
-                return Err(refuse(node, "per-axis scale does not match the axis length"));
-            }
-            x.iter().enumerate().map(|(i, &q)| {
-                let c = (i / inner) % len;
-                (q - zero[c]) * scale[c]
-            }).collect()
-        } else {
-            // Blocked: the scale has x's shape with the axis divided into blocks.
-            let blocks = len.div_ceil(block);
-            if scale.len() != x.len() / len * blocks {
-                return Err(refuse(node, "blocked scale does not match the weights"));
-            }
-            x.iter().enumerate().map(|(i, &q)| {
-                let (outer, c, rest) = (i / (inner * len), (i / inner) % len, i % inner);
-                let s = (outer * blocks + c / block) * inner + rest;
-                (q - zero[s]) * scale[s]
-            }).collect()
-        }
-    };
-    Ok(f32_tensor(&node.output[0], &dims, &y))
 }
 
 /// `auto_pad` → explicit symmetric-or-not `pads` from the inferred input shape.

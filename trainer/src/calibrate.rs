@@ -52,7 +52,7 @@ pub struct Calibration {
 pub const FAMILIARITY_QUANTILE: f64 = 0.99;
 
 /// Probabilities at temperature `t`: the same softmax the page applies.
-fn softmax(logits: &[f32], t: f64) -> Vec<f64> {
+pub fn softmax(logits: &[f32], t: f64) -> Vec<f64> {
     mriscreen::softmax(logits, t as f32).into_iter().map(f64::from).collect()
 }
 
@@ -86,19 +86,37 @@ pub fn fit_temperature(logits: &[Vec<f32>], labels: &[u32]) -> f64 {
 
 /// Expected calibration error with 15 equal-width confidence bins.
 pub fn ece(logits: &[Vec<f32>], labels: &[u32], t: f64) -> f64 {
-    const BINS: usize = 15;
-    let mut sum = [(0.0f64, 0.0f64, 0usize); BINS];
+    let n = logits.len().max(1) as f64;
+    // Σ over bins of (k/n)·|mean confidence − accuracy|.
+    reliability(logits, labels, t).iter().map(|b| b.count as f64 / n * (b.confidence - b.accuracy).abs()).sum()
+}
+
+/// One bin of a reliability diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Bin {
+    /// Images whose top probability falls in the bin.
+    pub count: usize,
+    /// Their mean top probability and the share of them that are right (0 when empty).
+    pub confidence: f64,
+    pub accuracy: f64,
+}
+
+/// The reliability diagram: the top probability at temperature `t` in
+/// [`ECE_BINS`] equal-width bins.
+pub fn reliability(logits: &[Vec<f32>], labels: &[u32], t: f64) -> Vec<Bin> {
+    let mut sum = [(0.0f64, 0.0f64, 0usize); ECE_BINS];
     for (l, &y) in logits.iter().zip(labels) {
         let (top, conf) = top(&softmax(l, t));
-        let bin = ((conf * BINS as f64) as usize).min(BINS - 1);
+        let bin = ((conf * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
         sum[bin].0 += conf;
         sum[bin].1 += f64::from(u8::from(top == y as usize));
         sum[bin].2 += 1;
     }
-    let n = logits.len().max(1) as f64;
-    // Σ over bins of (k/n)·|mean confidence − accuracy| = Σ |Σconf − Σright| / n.
-    sum.iter().map(|&(c, a, _)| (c - a).abs() / n).sum::<f64>()
+    sum.iter().map(|&(c, a, k)| Bin { count: k, confidence: if k > 0 { c / k as f64 } else { 0.0 }, accuracy: if k > 0 { a / k as f64 } else { 0.0 } }).collect()
 }
+
+/// Bins of the expected calibration error and the reliability diagram.
+pub const ECE_BINS: usize = 15;
 
 fn top(p: &[f64]) -> (usize, f64) {
     p.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0))

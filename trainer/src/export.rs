@@ -56,7 +56,7 @@ fn conv_bn(b: &mut GraphBuilder, x: &str, layer: &ConvBn) -> Result<String> {
         bias[o] = beta[o] - mean[o] * s;
     }
     let wname = b.weight(&format!("{name}.weight"), &[out, inp, k, k], &wv);
-    let bname = b.constant(&format!("{name}.bias"), &[out], &bias);
+    let bname = b.bias(&format!("{name}.bias"), &[out], &bias);
     let g = layer.geometry();
     let attrs = ConvAttrs::asymmetric(g.stride as i64, g.pad_begin as i64, g.pad_end as i64, layer.groups() as i64);
     let y = b.conv(x, &wname, Some(&bname), k as i64, attrs);
@@ -90,7 +90,7 @@ pub fn to_onnx(model: &Model, info: &ExportInfo) -> Result<Vec<u8>> {
         bail!("the model has {classes} outputs but {} class names were given", info.classes.len());
     }
     let fc_w = b.weight(&format!("{}.weight", head.path), &[classes, k], &values(linear.weight())?);
-    let fc_b = b.constant(&format!("{}.bias", head.path), &[classes], &values(linear.bias().context("linear layer without bias")?)?);
+    let fc_b = b.bias(&format!("{}.bias", head.path), &[classes], &values(linear.bias().context("linear layer without bias")?)?);
     b.gemm(&flat, &fc_w, &fc_b, true);
     b.rename_last_output("logits");
     b.output("logits", &[1.into(), (classes as i64).into()]);
@@ -109,6 +109,11 @@ pub fn to_onnx(model: &Model, info: &ExportInfo) -> Result<Vec<u8>> {
 /// Largest |Δlogit| between tract on `bytes` and the trainer, relative to the
 /// largest |logit|, over `inputs` (preprocessed `[3,H,W]` tensors).
 pub fn verify(bytes: &[u8], model: &Model, inputs: &[Vec<f32>]) -> Result<f32> {
+    verify_against(bytes, inputs, |xs| Ok(model.forward_t(xs, false)?))
+}
+
+/// [`verify`] against any forward pass of the trainer's.
+fn verify_against(bytes: &[u8], inputs: &[Vec<f32>], forward: impl Fn(&Tensor) -> Result<Tensor>) -> Result<f32> {
     let package = ModelPackage::read(bytes, &LoadOptions::default()).context("the exported file does not load")?;
     let cpu = mriscreen::backend::CpuBackend::load(&package).context("tract cannot load the exported file")?;
     let spec = &package.info.input;
@@ -116,7 +121,7 @@ pub fn verify(bytes: &[u8], model: &Model, inputs: &[Vec<f32>]) -> Result<f32> {
     for input in inputs {
         let ours = cpu.run(input)?.logits;
         let xs = Tensor::from_vec(input.clone(), (1, 3, spec.height, spec.width), &Device::Cpu)?;
-        let want: Vec<f32> = model.forward_t(&xs, false)?.flatten_all()?.to_vec1()?;
+        let want: Vec<f32> = forward(&xs)?.flatten_all()?.to_vec1()?;
         let scale = want.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
         let diff = ours.iter().zip(&want).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         worst = worst.max(diff / scale);
@@ -138,6 +143,33 @@ pub fn export(model: &Model, info: &ExportInfo, inputs: &[Vec<f32>], path: &Path
     }
     crate::files::write_atomic(path, &bytes)?;
     Ok((bytes, diff))
+}
+
+/// Exports a model trained quantization-aware (`train --qat`): the fp32
+/// export, then `quantize` with the same scheme — which stores exactly the
+/// weights the training saw fake-quantized, since both call
+/// `mriscreen::model::quant` on the same folded values — then tract on the
+/// file must match the trainer's quantization-aware forward pass within
+/// 1e-4 of the logit scale, or nothing is written. `parent_sha256` names the
+/// fp32 model the training started from, if it was a file.
+pub fn export_quantized(
+    model: &Model,
+    info: &ExportInfo,
+    precision: Precision,
+    scheme: mriscreen::model::quant::Scheme,
+    parent_sha256: Option<String>,
+    inputs: &[Vec<f32>],
+    path: &Path,
+) -> Result<(Vec<u8>, f32, crate::quantize::Report)> {
+    let fp32 = to_onnx(model, &ExportInfo { precision: Precision::Fp32, ..info.clone() })?;
+    let opts = crate::quantize::Options { precision, scheme, calib: Vec::new(), bias_correction: false, method: "qat", parent_sha256 };
+    let (bytes, report) = crate::quantize::quantize(&fp32, &LoadOptions::default(), &opts)?;
+    let diff = verify_against(&bytes, inputs, |xs| Ok(model.forward_qat(xs, scheme, false)?))?;
+    if !(diff <= 1e-4) {
+        bail!("the quantized export disagrees with quantization-aware training: max |Δlogit| is {diff:.2e} of the logit scale (tolerance 1e-4); nothing was written");
+    }
+    crate::files::write_atomic(path, &bytes)?;
+    Ok((bytes, diff, report))
 }
 
 #[cfg(test)]

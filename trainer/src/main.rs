@@ -5,12 +5,14 @@
 
 mod calibrate;
 mod cmd;
+mod compare;
 mod data;
 mod evaluate;
 mod export;
 mod files;
 mod model_args;
 mod models;
+mod quantize;
 mod synth;
 mod train;
 mod weights;
@@ -71,6 +73,10 @@ enum Command {
     Leakage(leakage::Args),
     /// Train a classifier on an image-folder dataset (three-stage transfer learning), export it to ONNX and evaluate it.
     Train(Box<train::Args>),
+    /// Store a model's weights in fp16, int8 or int4 (post-training quantization), checked on tract; any ONNX model the loader accepts.
+    Quantize(cmd::quantize::Args),
+    /// Compare compressed variants with their parent on a test split: accuracy (95 % CI), McNemar, paired bootstrap, calibration, bytes, latency; JSON, Markdown and SVG charts.
+    Compare(cmd::compare::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +96,8 @@ fn main() -> std::process::ExitCode {
         Command::BenchTrain(a) => bench_train::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Leakage(a) => leakage::run(a),
+        Command::Quantize(a) => cmd::quantize::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
     };
     match result {
         Ok(code) => code,

@@ -56,6 +56,13 @@ pub struct ModelArgs {
     /// Refuse the model unless its SHA-256 is this (64 hex digits).
     #[arg(long)]
     pub sha256: Option<String>,
+    #[command(flatten)]
+    pub overrides: OverrideArgs,
+}
+
+/// What a third-party ONNX file without mriscreen metadata lacks.
+#[derive(clap::Args)]
+pub struct OverrideArgs {
     /// Class names in output order, for a model without mriscreen metadata: a,b,c.
     #[arg(long)]
     pub classes: Option<String>,
@@ -83,7 +90,7 @@ pub struct ChosenModel {
     pub options: LoadOptions,
 }
 
-impl ModelArgs {
+impl OverrideArgs {
     pub fn overrides(&self) -> Result<Overrides> {
         let triple = |flag: &str, v: &Option<String>| -> Result<Option<[f32; 3]>> {
             v.as_deref()
@@ -109,11 +116,13 @@ impl ModelArgs {
                 .transpose()?,
         })
     }
+}
 
+impl ModelArgs {
     /// Reads the chosen model: `--model`, else the manifest's default (whose
     /// SHA-256 is then checked).
     pub fn load(&self) -> Result<ChosenModel> {
-        let overrides = self.overrides()?;
+        let overrides = self.overrides.overrides()?;
         let (path, manifest_hash) = match &self.model {
             Some(p) => (p.clone(), None),
             None => default_model(Path::new("models"))?,

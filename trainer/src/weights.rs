@@ -155,6 +155,58 @@ pub fn load_into(varmap: &VarMap, tensors: &BTreeMap<String, Tensor>, skip_prefi
     Ok(report)
 }
 
+/// Sets `model` (whose parameters live in a VarMap) from an ONNX file that
+/// the trainer exported: each conv's folded weight and bias (`{path}.weight`,
+/// `{path}.bias`, expanded to f32 whatever their storage) become the conv
+/// weight and a BatchNorm that adds the bias and scales by one (γ = 1,
+/// β = bias, μ = 0, σ² = 1 − ε), and the classifier is copied. Files
+/// exported before initializers carried the parameter paths name the layers
+/// by position instead (`stem`, `blocks.{b}.{l}`, `head_conv`, `classifier`);
+/// both are read. Returns the number of layers set; other files are refused.
+pub fn load_onnx_into(model: &crate::models::Model, bytes: &[u8]) -> Result<usize> {
+    use candle_core::Var;
+    let package = mriscreen::ModelPackage::read(bytes, &Default::default())?;
+    let graph = package.proto.graph.as_ref().context("the ONNX file has no graph")?;
+    // The first of `names` the file has, checked against the model's shape.
+    let find = |names: [String; 2], dims: &[usize]| -> Result<Tensor> {
+        let t = names.iter().find_map(|n| graph.initializer.iter().find(|t| &t.name == n)).with_context(|| {
+            format!("the ONNX file has no initializer `{}`: it was not exported by mriscreen for this architecture", names[0])
+        })?;
+        let have: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+        if have != dims {
+            bail!("initializer `{}` has shape {have:?}, the model {dims:?}; wrong architecture or width?", t.name);
+        }
+        let v = mriscreen::model::tensor_data::values_f32(t).with_context(|| format!("cannot read initializer `{}`", t.name))?;
+        Ok(Tensor::from_vec(v, dims, &Device::Cpu)?)
+    };
+    let set = |t: &Tensor, v: &Tensor| -> Result<()> { Ok(Var::from_tensor(t)?.set(v)?) };
+    let (stem, blocks, last, head) = model.parts();
+    let mut convs = vec![(stem, "stem".to_string())];
+    for (b, block) in blocks.iter().enumerate() {
+        convs.extend(block.layers.iter().enumerate().map(|(l, c)| (c, format!("blocks.{b}.{l}"))));
+    }
+    convs.push((last, "head_conv".into()));
+    let mut layers = 0;
+    for (c, position) in convs {
+        let out = c.weight().dim(0)?;
+        let names = |kind: &str| [format!("{}.{kind}", c.path()), format!("{position}.{kind}")];
+        set(c.weight(), &find(names("weight"), c.weight().dims())?)?;
+        let bias = find(names("bias"), &[out])?;
+        let bn = c.batch_norm();
+        let (gamma, beta) = bn.weight_and_bias().context("BatchNorm without affine parameters")?;
+        set(gamma, &Tensor::ones(out, DType::F32, &Device::Cpu)?)?;
+        set(beta, &bias)?;
+        set(bn.running_mean(), &Tensor::zeros(out, DType::F32, &Device::Cpu)?)?;
+        set(bn.running_var(), &Tensor::full(1.0 - bn.eps() as f32, out, &Device::Cpu)?)?;
+        layers += 1;
+    }
+    let w = head.linear.weight();
+    set(w, &find([format!("{}.weight", head.path), "classifier.weight".into()], w.dims())?)?;
+    let b = head.linear.bias().context("the classifier has no bias")?;
+    set(b, &find([format!("{}.bias", head.path), "classifier.bias".into()], b.dims())?)?;
+    Ok(layers + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +240,35 @@ mod tests {
         let (ya, yb) = (model_a.forward_t(&x, false).unwrap(), model_b.forward_t(&x, false).unwrap());
         let d: f32 = (ya - yb).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
         assert_eq!(d, 0.0);
+    }
+
+    #[test]
+    fn an_exported_onnx_file_initialises_the_same_model() {
+        let (_, a) = model(1);
+        let info = crate::export::ExportInfo {
+            arch: Arch::MobileNetV2 { alpha: 0.35 },
+            classes: mriscreen::CLASSES.iter().map(|c| c.to_string()).collect(),
+            input: mriscreen::preprocess::InputSpec { width: 64, height: 64, ..Default::default() },
+            precision: mriscreen::model::Precision::Fp32,
+            temperature: 1.0,
+            trained_on: "test".into(),
+        };
+        let bytes = crate::export::to_onnx(&a, &info).unwrap();
+        let (_, b) = model(2);
+        // 52 convs (stem, 2 + 16 × 3 in the blocks, last) and the classifier.
+        assert_eq!(load_onnx_into(&b, &bytes).unwrap(), 53);
+        let x = mriscreen::rng::Rng::new(3).vec(3 * 64 * 64, -1.0, 1.0);
+        let x = Tensor::from_vec(x, (1, 3, 64, 64), &Device::Cpu).unwrap();
+        let (ya, yb) = (a.forward_t(&x, false).unwrap(), b.forward_t(&x, false).unwrap());
+        let scale: f32 = ya.abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        let d: f32 = (ya - yb).unwrap().abs().unwrap().max_all().unwrap().to_scalar().unwrap();
+        assert!(d <= 1e-4 * scale, "{d} of {scale}");
+        let (_, lite) = {
+            let varmap = VarMap::new();
+            let m = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), Arch::EfficientNetLite0, 4, 0).unwrap();
+            (varmap, m)
+        };
+        assert!(load_onnx_into(&lite, &bytes).unwrap_err().to_string().contains("not exported by mriscreen for this architecture"));
     }
 
     #[test]

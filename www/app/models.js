@@ -40,12 +40,27 @@ export function externalText(entry) {
     + `(n = ${x.negatives} healthy slices), on real slices from other sources — too few for an accuracy; see the model card`;
 }
 
+/** How a compressed variant compares with its fp32 parent on the same test images, when the manifest says. */
+export function vsParentText(entry) {
+  const v = entry.vs_parent;
+  if (!v || typeof v.agreement !== 'number') return null;
+  const p = v.mcnemar_p < 1e-4 ? v.mcnemar_p.toExponential(1) : v.mcnemar_p.toFixed(3);
+  const diff = (x) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(1)}`;
+  const ci = v.accuracy_difference_ci95;
+  return `same top class on ${pct(v.agreement)} of the test images as ${entry.parent ?? 'the fp32 model'}; `
+    + `accuracy ${diff(v.accuracy_difference)} points (95 % CI ${diff(ci[0])} to ${diff(ci[1])}), McNemar p = ${p}`;
+}
+
 /**
  * [term, description] pairs shown for the chosen model; `info` (the loaded
  * model's description from the library) adds the referral rule it applies.
  */
 export function describe(entry, info) {
-  const optional = [['Deduplicated test accuracy', dedupText(entry)], ['External test', externalText(entry)]].filter(([, v]) => v);
+  const optional = [
+    ['Deduplicated test accuracy', dedupText(entry)],
+    ['Against fp32', vsParentText(entry)],
+    ['External test', externalText(entry)],
+  ].filter(([, v]) => v);
   return [
     ['Name', entry.name ?? entry.id],
     ['Architecture', entry.arch ?? 'not stated'],

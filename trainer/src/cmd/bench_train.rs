@@ -33,6 +33,9 @@ pub struct Args {
     /// JSON file to write.
     #[arg(long, default_value = "bench/train-throughput.json")]
     out: PathBuf,
+    /// Measure quantization-aware training instead (BatchNorm folded, weights fake-quantized).
+    #[arg(long, value_enum)]
+    qat: Option<crate::train::QatBits>,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -55,10 +58,17 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut rng = Rng::new(7);
     let xs = Tensor::from_vec(rng.vec(a.batch * 3 * a.size * a.size, -1.0, 1.0), (a.batch, 3, a.size, a.size), &device)?;
     let labels: Vec<u32> = (0..a.batch).map(|i| (i % 4) as u32).collect();
+    let scheme = a.qat.map(|q| match q {
+        crate::train::QatBits::Int8 => mriscreen::model::quant::Scheme::int8(),
+        crate::train::QatBits::Int4 => mriscreen::model::quant::Scheme::int4(mriscreen::model::quant::DEFAULT_BLOCK),
+    });
     let mut phases = [0f64; 3];
     let mut step = || -> Result<f64> {
         let t = Instant::now();
-        let logits = model.forward_t(&xs, true)?;
+        let logits = match scheme {
+            Some(s) => model.forward_qat(&xs, s, true)?,
+            None => model.forward_t(&xs, true)?,
+        };
         let loss = crate::train::cross_entropy(&logits, &labels, 0.0, None)?;
         let t1 = Instant::now();
         let grads = loss.backward()?;
@@ -85,6 +95,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let report = json!({
         "benchmark": "training throughput (forward + backward + AdamW), candle on the CPU",
         "arch": arch.name(), "size": a.size, "batch": a.batch, "steps": a.steps,
+        "quantization_aware": scheme,
         "images_per_second": ips, "seconds_per_step": secs,
         "median_seconds_per_step": median, "images_per_second_at_median": a.batch as f64 / median,
         "phase_seconds_incl_warmup": { "forward": phases[0], "backward": phases[1], "optimizer": phases[2] },

@@ -33,6 +33,10 @@ pub struct Args {
     /// Where to write the JSON report, with every image's prediction (default: print the table only).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Evaluate the validation split instead of the test split (for choices made during development,
+    /// which must never look at the test split).
+    #[arg(long, conflicts_with = "external")]
+    validation: bool,
 }
 
 /// One image's result, for the JSON report.
@@ -67,12 +71,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     if info.classes != ds.classes {
         bail!("the model's classes {:?} differ from the dataset's {:?}", info.classes, ds.classes);
     }
-    if ds.split(Split::Test).is_empty() {
-        bail!("{} has no test images; for a folder without Testing/, pass --external to test on every image", a.split.data.display());
+    let split = if a.validation { Split::Val } else { Split::Test };
+    if ds.split(split).is_empty() {
+        bail!("{} has no {} images; for a folder without Testing/, pass --external to test on every image", a.split.data.display(), split.name());
     }
-    let (evaluation, results) = crate::evaluate::evaluate_onnx_each(&bytes, &ds, Split::Test)?;
-    let clean: std::collections::HashSet<usize> = ds.without_training_copies(Split::Test).into_iter().collect();
-    let what = if a.external { "every image (external test set)" } else { "the test split" };
+    let (evaluation, results) = crate::evaluate::evaluate_onnx_each(&bytes, &ds, split)?;
+    let clean: std::collections::HashSet<usize> = ds.without_training_copies(split).into_iter().collect();
+    let what = if a.external { "every image (external test set)" } else if a.validation { "the validation split" } else { "the test split" };
     println!("{}\n", mriscreen::DISCLAIMER);
     println!("model {} on {what} of {}:", a.model.display(), a.split.data.display());
     if a.binary {
@@ -85,7 +90,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     if let Some(path) = &a.json {
         let images = ds
-            .split(Split::Test)
+            .split(split)
             .iter()
             .zip(&results)
             .map(|(&i, p)| ImageResult {

@@ -6,7 +6,9 @@
 pub mod bench;
 pub mod bench_train;
 pub mod calibrate;
+pub mod compare;
 pub mod evaluate;
 pub mod leakage;
 pub mod predict;
+pub mod quantize;
 pub mod random_model;

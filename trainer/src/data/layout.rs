@@ -227,6 +227,13 @@ fn scan_classes(dataset: &Path, root: &Path, source: Source, skip_unknown: bool,
     Ok(())
 }
 
+/// Image files under `dir` (by extension, recursively, sorted) and the other files.
+pub fn image_files(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let (mut images, mut ignored) = (Vec::new(), Vec::new());
+    walk(dir, &mut images, &mut ignored)?;
+    Ok((images, ignored))
+}
+
 /// Image files under `dir`, recursively; other files go to `ignored`.
 fn walk(dir: &Path, images: &mut Vec<PathBuf>, ignored: &mut Vec<PathBuf>) -> Result<()> {
     let (subdirs, files) = entries(dir)?;

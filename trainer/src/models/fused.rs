@@ -61,11 +61,11 @@ pub fn bn_act(z: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu6: bool) 
 }
 
 /// The op's storages as contiguous f32 slices and NCHW dimensions.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
+pub(super) fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
     depthwise::contiguous(s, l, &format!("fused layer: {what}"))
 }
 
-fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+pub(super) fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
     depthwise::dims4(l, &format!("fused layer: {what}"))
 }
 
@@ -290,7 +290,7 @@ fn matmul(dst: &mut [f32], (m, n, k): (usize, usize, usize), a: Mat, b: Mat, acc
 }
 
 impl Conv {
-    fn out_dims(&self, (n, c, h, w): (usize, usize, usize, usize), cout: usize) -> (usize, usize, usize, usize) {
+    pub(super) fn out_dims(&self, (n, c, h, w): (usize, usize, usize, usize), cout: usize) -> (usize, usize, usize, usize) {
         match self {
             Conv::Pointwise => (n, cout, h, w),
             Conv::Depthwise(g) => (n, c, g.out_size(h), g.out_size(w)),
@@ -299,7 +299,7 @@ impl Conv {
     }
 
     /// Checks `w` `[Cout, Cin/groups, k, k]` against the input channels.
-    fn check(&self, x: (usize, usize, usize, usize), w: (usize, usize, usize, usize)) -> Result<()> {
+    pub(super) fn check(&self, x: (usize, usize, usize, usize), w: (usize, usize, usize, usize)) -> Result<()> {
         let ok = match self {
             Conv::Pointwise => w.1 == x.1 && (w.2, w.3) == (1, 1),
             Conv::Depthwise(g) => w.0 == x.1 && w.1 == 1 && (w.2, w.3) == (g.kernel, g.kernel),
@@ -311,7 +311,7 @@ impl Conv {
         Ok(())
     }
 
-    fn forward(&self, x: &[f32], w: &[f32], xd: (usize, usize, usize, usize), cout: usize) -> Vec<f32> {
+    pub(super) fn forward(&self, x: &[f32], w: &[f32], xd: (usize, usize, usize, usize), cout: usize) -> Vec<f32> {
         match *self {
             Conv::Depthwise(g) => depthwise::forward(x, w, xd, g),
             Conv::Pointwise => {
@@ -338,7 +338,7 @@ impl Conv {
     }
 
     /// (dx if `need_dx`, dw) from dz.
-    fn backward(&self, x: &[f32], w: &[f32], dz: &[f32], xd: (usize, usize, usize, usize), cout: usize, need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>) {
+    pub(super) fn backward(&self, x: &[f32], w: &[f32], dz: &[f32], xd: (usize, usize, usize, usize), cout: usize, need_dx: bool) -> (Option<Vec<f32>>, Vec<f32>) {
         match *self {
             Conv::Depthwise(g) => (need_dx.then(|| depthwise::input_grad(dz, w, xd, g)), depthwise::weight_grad(x, dz, xd, g)),
             Conv::Pointwise => {

@@ -120,6 +120,37 @@ impl ConvBn {
         }
     }
 
+    /// The weight and bias of the conv with its BatchNorm (running
+    /// statistics) folded in: w·s and β − μ·s with s = γ/√(σ² + ε), computed
+    /// in the same f32 operations as the export's fold, so the two agree bit for bit.
+    pub fn folded(&self) -> Result<(Tensor, Tensor)> {
+        let (gamma, beta) = self.bn.weight_and_bias().ok_or_else(|| candle_core::Error::Msg(format!("{}: BatchNorm without affine parameters", self.path)))?;
+        // The running statistics are frozen: no gradient flows into them.
+        let s = gamma.div(&self.bn.running_var().detach().affine(1.0, self.bn.eps())?.sqrt()?)?;
+        let out = s.dim(0)?;
+        let w = self.weight.broadcast_mul(&s.reshape((out, 1, 1, 1))?)?;
+        let b = beta.sub(&self.bn.running_mean().detach().mul(&s)?)?;
+        Ok((w, b))
+    }
+
+    /// Quantization-aware forward pass: BatchNorm frozen and folded
+    /// ([`Self::folded`]), the folded weight fake-quantized with `scheme`, the
+    /// bias rounded to float16 — what the quantized export computes.
+    pub fn forward_qat(&self, xs: &Tensor, scheme: mriscreen::model::quant::Scheme) -> Result<Tensor> {
+        let (w, b) = self.folded()?;
+        let w = super::fake_quant::fake_quantize(&w, mriscreen::model::quant::Axes::OUT_FIRST, scheme)?;
+        let b = super::fake_quant::round_f16(&b)?;
+        let relu6 = self.act == Act::Relu6;
+        if depthwise::supported(xs) && xs.rank() == 4 {
+            if let Some(kind) = self.fused_conv(xs)? {
+                return super::conv_act::conv_bias_act(xs, &w, &b, kind, relu6);
+            }
+        }
+        let out = b.dim(0)?;
+        let ys = conv(xs, &w, self.geometry, self.groups)?.broadcast_add(&b.reshape((1, out, 1, 1))?)?;
+        if relu6 { ys.clamp(0f32, 6f32) } else { Ok(ys) }
+    }
+
     /// The convolution the fused op can run itself, if this is one.
     fn fused_conv(&self, xs: &Tensor) -> Result<Option<fused::Conv>> {
         let (cout, _, kh, kw) = self.weight.dims4()?;
@@ -157,6 +188,15 @@ pub struct Block {
 }
 
 impl Block {
+    /// [`ConvBn::forward_qat`] through the block.
+    pub fn forward_qat(&self, xs: &Tensor, scheme: mriscreen::model::quant::Scheme) -> Result<Tensor> {
+        let mut ys = xs.clone();
+        for l in &self.layers {
+            ys = l.forward_qat(&ys, scheme)?;
+        }
+        if self.residual { xs + ys } else { Ok(ys) }
+    }
+
     pub fn forward_t(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let mut ys = xs.clone();
         for l in &self.layers {
@@ -214,9 +254,23 @@ impl Head {
         Ok(Head { path, linear, dropout, rng: std::sync::Mutex::new(mriscreen::rng::Rng::new(seed)) })
     }
 
-    pub fn forward_t(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
+    /// The classifier as the quantized export computes it: weight
+    /// fake-quantized with `scheme`, bias rounded to float16, dropout when training.
+    pub fn forward_qat(&self, pooled: &Tensor, scheme: mriscreen::model::quant::Scheme, train: bool) -> Result<Tensor> {
+        let w = super::fake_quant::fake_quantize(self.linear.weight(), mriscreen::model::quant::Axes::OUT_FIRST, scheme)?;
+        let b = self.linear.bias().map(super::fake_quant::round_f16).transpose()?;
+        let xs = self.dropped(pooled, train)?;
+        let ys = xs.matmul(&w.t()?)?;
+        match b {
+            Some(b) => ys.broadcast_add(&b),
+            None => Ok(ys),
+        }
+    }
+
+    /// `pooled` with dropout applied when training.
+    fn dropped(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.dropout <= 0.0 {
-            return self.linear.forward(pooled);
+            return Ok(pooled.clone());
         }
         let keep = 1.0 - self.dropout;
         let n = pooled.elem_count();
@@ -224,7 +278,13 @@ impl Head {
             let mut rng = self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout RNG poisoned".into()))?;
             (0..n).map(|_| if rng.uniform() < keep { 1.0 / keep } else { 0.0 }).collect()
         };
-        let mask = Tensor::from_vec(mask, pooled.shape(), pooled.device())?;
-        self.linear.forward(&(pooled * mask)?)
+        pooled * Tensor::from_vec(mask, pooled.shape(), pooled.device())?
+    }
+
+    pub fn forward_t(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
+        if !train || self.dropout <= 0.0 {
+            return self.linear.forward(pooled);
+        }
+        self.linear.forward(&self.dropped(pooled, train)?)
     }
 }

@@ -6,8 +6,10 @@
 //! class-activation maps) and `forward_t(xs, train)`. The export names each
 //! ONNX weight after the conv's parameter path (trainer/src/export.rs).
 
+pub mod conv_act;
 pub mod depthwise;
 pub mod efficientnet_lite0;
+pub mod fake_quant;
 pub mod fused;
 pub mod layers;
 pub mod mobilenet_v2;
@@ -122,6 +124,20 @@ impl Model {
         }
         let ys = last.forward_t(&ys, true)?;
         head.forward_t(&layers::global_avg_pool(&ys)?, true)
+    }
+
+    /// Logits as the quantized export computes them (quantization-aware
+    /// training): every BatchNorm frozen and folded, every weight
+    /// fake-quantized with `scheme`, biases in float16; `train` only
+    /// switches the head's dropout.
+    pub fn forward_qat(&self, xs: &Tensor, scheme: mriscreen::model::quant::Scheme, train: bool) -> Result<Tensor> {
+        let (stem, blocks, last, head) = self.parts();
+        let mut ys = stem.forward_qat(xs, scheme)?;
+        for b in blocks {
+            ys = b.forward_qat(&ys, scheme)?;
+        }
+        let ys = last.forward_qat(&ys, scheme)?;
+        head.forward_qat(&layers::global_avg_pool(&ys)?, scheme, train)
     }
 
     /// The classifier head alone, on pooled features `[N, C]`.

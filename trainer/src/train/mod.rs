@@ -122,6 +122,25 @@ pub struct Args {
     /// Use at most this many training images per class (quick runs).
     #[arg(long)]
     pub max_per_class: Option<usize>,
+    /// Start from these weights instead of ImageNet: an ONNX model this trainer exported (its weights in any
+    /// precision), a run folder (its best.safetensors) or a .safetensors file with candle parameter names.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Quantization-aware training: fine-tune every layer with BatchNorm frozen and folded, weights
+    /// fake-quantized exactly as `mriscreen quantize` stores them (straight-through gradients), then export
+    /// the quantized model. Needs --init and --epochs 0,0,N (stage 3 only).
+    #[arg(long, value_enum)]
+    pub qat: Option<QatBits>,
+    /// Input channels per int4 scale for --qat int4 (as `mriscreen quantize --block`).
+    #[arg(long, default_value_t = mriscreen::model::quant::DEFAULT_BLOCK)]
+    pub qat_block: usize,
+}
+
+/// Precision of quantization-aware training.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QatBits {
+    Int8,
+    Int4,
 }
 
 impl Args {
@@ -132,6 +151,15 @@ impl Args {
 
     pub fn augment(&self) -> Option<AugmentConfig> {
         (!self.no_augment).then(AugmentConfig::default)
+    }
+
+    /// The quantization scheme and precision of `--qat`, if set.
+    pub fn qat_scheme(&self) -> Option<(mriscreen::model::Precision, mriscreen::model::quant::Scheme)> {
+        use mriscreen::model::{quant::Scheme, Precision};
+        self.qat.map(|q| match q {
+            QatBits::Int8 => (Precision::Int8, Scheme::int8()),
+            QatBits::Int4 => (Precision::Int4, Scheme::int4(self.qat_block)),
+        })
     }
 }
 

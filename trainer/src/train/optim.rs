@@ -34,6 +34,10 @@ impl AdamW {
         let c2 = 1.0 - b2.powi(self.t as i32);
         for (i, (_, p)) in self.params.iter().enumerate() {
             let Some(g) = grads.get(p.as_tensor()) else { continue };
+            // A gradient computed through a tensor that tracks its history
+            // (e.g. one derived from a parameter) would chain every step's
+            // graph into the moments and keep it alive: detach it.
+            let g = &g.detach();
             let m = ((&self.m[i] * b1)? + (g * (1.0 - b1))?)?;
             let v = ((&self.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
             let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + self.eps)?)?;

@@ -6,7 +6,7 @@ use super::loss::{argmax, cross_entropy};
 use super::optim::AdamW;
 use super::{Args, EpochMetrics, State};
 use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
-use crate::export::{export, ExportInfo};
+use crate::export::{export, export_quantized, ExportInfo};
 use crate::files::{progress, write_atomic};
 use crate::models::{Arch, Model};
 use crate::weights::{load_into, read_state_dict};
@@ -60,6 +60,22 @@ fn check_args(a: &Args) -> Result<()> {
     }
     if !(0.0..1.0).contains(&a.label_smoothing) {
         bail!("--label-smoothing must be in [0, 1)");
+    }
+    if let Some((_, scheme)) = a.qat_scheme() {
+        if a.init.is_none() {
+            bail!("--qat fine-tunes a trained model: name it with --init (e.g. --init models/nickparvar-mobilenet-v2-1.0.onnx)");
+        }
+        if a.epochs[0] != 0 || a.epochs[1] != 0 || a.epochs[2] == 0 {
+            bail!("--qat trains every layer at once: pass --epochs 0,0,N (stage 3 only; N = 3 is a usual start)");
+        }
+        if scheme.bits == 4 && (a.qat_block == 0 || a.qat_block % 2 != 0) {
+            bail!("--qat-block {} must be a positive multiple of 2 (e.g. 32)", a.qat_block);
+        }
+    }
+    if let Some(p) = &a.init {
+        if !p.exists() {
+            bail!("--init {}: no such file or folder", p.display());
+        }
     }
     Ok(())
 }
@@ -182,7 +198,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let varmap = VarMap::new();
     let model = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), arch, classes.len(), a.seed)?;
     seeded_init(&varmap, a.seed)?;
-    let pretrained = match (&a.weights, arch, a.no_pretrained) {
+    let pretrained = match (&a.weights, arch, a.no_pretrained || a.init.is_some()) {
         (Some(p), _, _) => Some(p.clone()),
         (None, _, false) => match default_weights(arch) {
             Some(p) if !p.exists() => {
@@ -200,6 +216,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         None => "trained from scratch (no pretrained weights)".into(),
     };
+    let (pretrained_note, init_sha256) = match &a.init {
+        Some(p) => {
+            let (note, sha) = initialise(&model, &varmap, p)?;
+            eprintln!("{note}");
+            (note, sha)
+        }
+        None => (pretrained_note, None),
+    };
+    let qat = a.qat_scheme();
 
     let ckpt_path = a.out.join("checkpoint.safetensors");
     let best_path = a.out.join("best.safetensors");
@@ -264,7 +289,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     model.head_t(&train_f.index_select(&idx, 0)?, true)?
                 } else {
                     let (x, _) = ds.batch(Split::Train, chunk, &spec, augment.as_ref().map(|c| (c, epoch_seed)));
-                    model.forward_partial(&Tensor::from_vec(x, (chunk.len(), 3, a.size, a.size), &device)?, from)?
+                    let xs = Tensor::from_vec(x, (chunk.len(), 3, a.size, a.size), &device)?;
+                    match qat {
+                        Some((_, scheme)) => model.forward_qat(&xs, scheme, true)?,
+                        None => model.forward_partial(&xs, from)?,
+                    }
                 };
                 let loss = cross_entropy(&logits, &labels, a.label_smoothing, class_weights.as_deref())?;
                 opt.step(&loss.backward()?)?;
@@ -288,7 +317,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
             } else {
                 score(&ds, Split::Val, a.batch, &val_labels, |c| {
                     let (x, _) = ds.batch(Split::Val, c, &spec, None);
-                    Ok(model.forward_t(&Tensor::from_vec(x, (c.len(), 3, a.size, a.size), &device)?, false)?)
+                    let xs = Tensor::from_vec(x, (c.len(), 3, a.size, a.size), &device)?;
+                    Ok(match qat {
+                        Some((_, scheme)) => model.forward_qat(&xs, scheme, false)?,
+                        None => model.forward_t(&xs, false)?,
+                    })
                 })?
             };
             let seconds = t0.elapsed().as_secs_f64();
@@ -334,7 +367,27 @@ pub fn run(a: Args) -> Result<ExitCode> {
         features_cache = None;
     }
 
-    finish(&a, &ds, &model, &varmap, &spec, &state, &pretrained_note)
+    finish(&a, &ds, &model, &varmap, &spec, &state, &pretrained_note, init_sha256)
+}
+
+/// Sets the model from `--init`: an ONNX file this trainer exported, a run
+/// folder (its best.safetensors) or a .safetensors file. Returns a note for
+/// the card and, for an ONNX file, its SHA-256 (the parent of a QAT model).
+fn initialise(model: &Model, varmap: &VarMap, path: &std::path::Path) -> Result<(String, Option<String>)> {
+    let file = if path.is_dir() { path.join("best.safetensors") } else { path.to_path_buf() };
+    let name = file.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned());
+    if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx")) {
+        let bytes = crate::files::read_limited(&file, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)?;
+        let layers = crate::weights::load_onnx_into(model, &bytes).with_context(|| format!("--init {}", file.display()))?;
+        let sha = mriscreen::model::sha256_hex(&bytes);
+        return Ok((format!("initialised from {name} (sha256 {}…, {layers} layers)", &sha[..12]), Some(sha)));
+    }
+    if !file.exists() {
+        bail!("--init {}: no best.safetensors in that run folder", path.display());
+    }
+    // No parameter name starts with NUL: nothing is skipped, the classifier must fit too.
+    let report = load_into(varmap, &read_state_dict(&file)?, "\u{0}")?;
+    Ok((format!("initialised from {name} ({} tensors)", report.loaded), None))
 }
 
 /// Writes via a temporary file and a rename, so readers never see half a file.
@@ -369,7 +422,8 @@ fn trained_on(a: &Args, ds: &Dataset) -> String {
 }
 
 /// Best weights → ONNX (verified against tract) → evaluation on the test split.
-fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSpec, state: &State, pretrained: &str) -> Result<ExitCode> {
+#[allow(clippy::too_many_arguments)]
+fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSpec, state: &State, pretrained: &str, init_sha256: Option<String>) -> Result<ExitCode> {
     let best = a.out.join("best.safetensors");
     if best.exists() {
         let (tensors, _): (HashMap<String, Tensor>, State) = checkpoint::load(&best)?;
@@ -379,7 +433,7 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
     let probe: Vec<usize> = (0..val.len().min(8)).collect();
     let (x, _) = ds.batch(Split::Val, &probe, spec, None);
     let inputs: Vec<Vec<f32>> = x.chunks(spec.len()).map(<[f32]>::to_vec).collect();
-    let info = ExportInfo {
+    let mut info = ExportInfo {
         arch: a.arch(),
         classes: ds.classes.clone(),
         input: spec.clone(),
@@ -388,7 +442,15 @@ fn finish(a: &Args, ds: &Dataset, model: &Model, varmap: &VarMap, spec: &InputSp
         trained_on: format!("{}; {}", trained_on(a, ds), pretrained),
     };
     let onnx_path = a.out.join("model.onnx");
-    let (bytes, diff) = export(model, &info, &inputs, &onnx_path)?;
+    let (bytes, diff) = match a.qat_scheme() {
+        Some((precision, scheme)) => {
+            let (bytes, diff, report) = export_quantized(model, &info, precision, scheme, init_sha256, &inputs, &onnx_path)?;
+            write_atomic(&a.out.join("model.quantize.json"), serde_json::to_string_pretty(&report)? + "\n")?;
+            info.precision = precision;
+            (bytes, diff)
+        }
+        None => export(model, &info, &inputs, &onnx_path)?,
+    };
     eprintln!("exported {}; tract agrees within {diff:.1e} of the logit scale", onnx_path.display());
     // Temperature and refer threshold from the validation split, into the file's metadata.
     let (bytes, calibration) = match crate::calibrate::calibrate_onnx(&bytes, ds, a.refer_target, false) {

@@ -1,0 +1,171 @@
+//! Compressed weights expanded to float32 once, when a model is read, so that
+//! both backends see plain float graphs: `Constant` nodes become
+//! initializers, and a `Cast` to float or a `DequantizeLinear` whose inputs
+//! are all constant is evaluated here (in graph order, so `DequantizeLinear →
+//! Cast` chains fold too). Neither backend can be trusted with the storage
+//! forms themselves (docs/architecture.md, "Facts measured about wonnx
+//! 0.5.1"): wonnx has no FLOAT16, INT8 or `DequantizeLinear`, and tract (up
+//! to at least 0.23.5) applies only the first scale of a per-axis
+//! `DequantizeLinear`, ignores `block_size`, and has no INT4 type at all.
+//!
+//! `DequantizeLinear` follows the ONNX definition (opset 21): y = (x −
+//! zero_point) · scale per tensor, per `axis`, or blocked along `axis` in
+//! blocks of `block_size`; the result has the scale's type, so a FLOAT16
+//! scale gives values rounded to float16, as a runtime computing in that
+//! type would.
+
+use super::pb::{tensor_proto::DataType, AttributeProto, ModelProto, NodeProto, TensorProto};
+use super::builder::f32_tensor;
+use super::tensor_data::{element_count, values_f32};
+use std::collections::{HashMap, HashSet};
+
+/// Largest total of expanded float32 weights accepted (1 GiB): a 512 MiB
+/// file of packed int4 weights would need 4 GiB, more than a browser tab has.
+pub const MAX_EXPANDED_BYTES: usize = 1 << 30;
+
+/// Why compressed weights cannot be expanded.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpandError {
+    #[error("node `{node}` ({op}): {reason}; re-export the model (e.g. with `mriscreen quantize` from its fp32 original)")]
+    Node { node: String, op: String, reason: String },
+    #[error("the model's weights take {bytes} bytes once expanded to float32, over the {limit}-byte limit; use a smaller model")]
+    TooLarge { bytes: usize, limit: usize },
+}
+
+fn refuse(node: &NodeProto, reason: impl Into<String>) -> ExpandError {
+    let name = if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
+    ExpandError::Node { node: name, op: node.op_type.clone(), reason: reason.into() }
+}
+
+fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+fn dims_usize(dims: &[i64]) -> Vec<usize> {
+    dims.iter().map(|&d| d.max(0) as usize).collect()
+}
+
+/// Expands `model`'s constant weights in place (see the module docs).
+/// Returns how many nodes were folded.
+pub fn expand_weights(model: &mut ModelProto) -> Result<usize, ExpandError> {
+    let Some(graph) = model.graph.as_mut() else { return Ok(0) };
+    let mut order: Vec<String> = graph.initializer.iter().map(|t| t.name.clone()).collect();
+    let mut inits: HashMap<String, TensorProto> = graph.initializer.drain(..).map(|t| (t.name.clone(), t)).collect();
+    let mut kept = Vec::with_capacity(graph.node.len());
+    let mut folded = 0;
+    let mut expanded_bytes = inits.values().filter(|t| t.data_type == DataType::Float as i32).map(|t| element_count(&t.dims) * 4).sum::<usize>();
+    for node in std::mem::take(&mut graph.node) {
+        let Some(t) = fold(&node, &inits)? else {
+            kept.push(node);
+            continue;
+        };
+        if t.data_type == DataType::Float as i32 {
+            expanded_bytes += element_count(&t.dims) * 4;
+            if expanded_bytes > MAX_EXPANDED_BYTES {
+                return Err(ExpandError::TooLarge { bytes: expanded_bytes, limit: MAX_EXPANDED_BYTES });
+            }
+        }
+        if !inits.contains_key(&t.name) {
+            order.push(t.name.clone());
+        }
+        inits.insert(t.name.clone(), t);
+        folded += 1;
+    }
+    graph.node = kept;
+    // Only what the remaining graph reads stays (the int8 or fp16 originals go).
+    let used: HashSet<&str> =
+        graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).chain(graph.output.iter().map(|o| o.name.as_str())).collect();
+    let (keep, gone): (Vec<String>, Vec<String>) = order.into_iter().partition(|n| used.contains(n.as_str()));
+    graph.initializer = keep.iter().filter_map(|n| inits.remove(n)).collect();
+    // A folded value is a constant now: no graph input (IR < 4 lists
+    // initializers as inputs) or value_info may describe it any more.
+    let constant: HashSet<&str> = gone.iter().chain(&keep).map(String::as_str).collect();
+    let gone: HashSet<&str> = gone.iter().map(String::as_str).collect();
+    graph.input.retain(|i| !gone.contains(i.name.as_str()));
+    graph.value_info.retain(|v| !constant.contains(v.name.as_str()));
+    Ok(folded)
+}
+
+/// The constant `node` computes, if it is one we evaluate.
+fn fold(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<Option<TensorProto>, ExpandError> {
+    let Some(output) = node.output.first().filter(|o| !o.is_empty()) else { return Ok(None) };
+    let constant_inputs = !node.input.is_empty() && node.input.iter().all(|i| i.is_empty() || inits.contains_key(i));
+    Ok(match node.op_type.as_str() {
+        "Constant" if node.domain.is_empty() => {
+            let Some(t) = attr(node, "value").and_then(|a| a.t.clone()) else { return Ok(None) };
+            Some(TensorProto { name: output.clone(), ..t })
+        }
+        "Cast" if constant_inputs && attr(node, "to").is_some_and(|a| a.i == DataType::Float as i64) => {
+            let Some(x) = node.input.first().and_then(|i| inits.get(i)) else { return Ok(None) };
+            let v = values_f32(x).ok_or_else(|| refuse(node, "cannot read the constant being cast"))?;
+            Some(f32_tensor(output, &dims_usize(&x.dims), &v))
+        }
+        "DequantizeLinear" if constant_inputs => Some(dequantize(node, inits)?),
+        _ => None,
+    })
+}
+
+/// y = (x − zero_point) · scale, per tensor, per axis, or blocked along the
+/// axis (opset 21); a FLOAT16 scale rounds the result to float16.
+pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<TensorProto, ExpandError> {
+    let input = |i: usize, what: &str| {
+        node.input.get(i).filter(|s| !s.is_empty()).and_then(|n| inits.get(n)).ok_or_else(|| refuse(node, format!("the {what} is not a constant")))
+    };
+    let output = node.output.first().ok_or_else(|| refuse(node, "it has no output"))?;
+    let x_t = input(0, "quantized tensor")?;
+    let x = values_f32(x_t).ok_or_else(|| refuse(node, "cannot read the quantized weights"))?;
+    let scale_t = input(1, "scale")?;
+    let scale = values_f32(scale_t).ok_or_else(|| refuse(node, "cannot read the scale"))?;
+    let zero = match node.input.get(2).filter(|s| !s.is_empty()) {
+        Some(_) => values_f32(input(2, "zero point")?).ok_or_else(|| refuse(node, "cannot read the zero point"))?,
+        None => vec![0.0; scale.len()],
+    };
+    if zero.len() != scale.len() || scale.is_empty() {
+        return Err(refuse(node, format!("{} scales but {} zero points", scale.len(), zero.len())));
+    }
+    let dims = dims_usize(&x_t.dims);
+    let rank = dims.len() as i64;
+    let axis = attr(node, "axis").map_or(1, |a| a.i);
+    let block = attr(node, "block_size").map_or(0, |a| a.i);
+    if block < 0 {
+        return Err(refuse(node, format!("block_size {block} is negative")));
+    }
+    let block = block as usize;
+    let y: Vec<f32> = if scale.len() == 1 && block == 0 {
+        x.iter().map(|&q| (q - zero[0]) * scale[0]).collect()
+    } else {
+        let axis = if axis < 0 { axis + rank } else { axis };
+        if !(0..rank).contains(&axis) {
+            return Err(refuse(node, format!("axis {axis} is out of range for rank {rank}")));
+        }
+        let axis = axis as usize;
+        let inner: usize = dims[axis + 1..].iter().product();
+        let len = dims[axis];
+        if inner == 0 || len == 0 {
+            return Err(refuse(node, "the quantized tensor is empty"));
+        }
+        if block == 0 {
+            if scale.len() != len {
+                return Err(refuse(node, format!("{} scales for an axis of length {len}", scale.len())));
+            }
+            x.iter().enumerate().map(|(i, &q)| {
+                let c = (i / inner) % len;
+                (q - zero[c]) * scale[c]
+            }).collect()
+        } else {
+            // Blocked: the scale has x's shape with the axis divided into blocks.
+            let blocks = len.div_ceil(block);
+            let want: Vec<usize> = dims.iter().enumerate().map(|(d, &n)| if d == axis { blocks } else { n }).collect();
+            if dims_usize(&scale_t.dims) != want {
+                return Err(refuse(node, format!("blocked scale has shape {:?}; {want:?} expected for blocks of {block}", scale_t.dims)));
+            }
+            x.iter().enumerate().map(|(i, &q)| {
+                let (outer, c, rest) = (i / (inner * len), (i / inner) % len, i % inner);
+                let s = (outer * blocks + c / block) * inner + rest;
+                (q - zero[s]) * scale[s]
+            }).collect()
+        }
+    };
+    let y = if scale_t.data_type == DataType::Float16 as i32 { y.into_iter().map(|v| half::f16::from_f32(v).to_f32()).collect() } else { y };
+    Ok(f32_tensor(output, &dims, &y))
+}
