@@ -21,6 +21,10 @@ import json
 import os
 import re
 import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from publishing import ci, pct  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dataset", choices=["nickparvar", "synthtumor"], default="nickparvar")
@@ -40,12 +44,6 @@ def load(run, name):
         return json.load(f)
 
 
-def pct(x):
-    return f"{100 * x:.1f} %"
-
-
-def ci(lo_hi):
-    return f"{100 * lo_hi[0]:.1f}–{100 * lo_hi[1]:.1f} %"
 
 
 results = []

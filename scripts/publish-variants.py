@@ -17,6 +17,10 @@ import hashlib
 import json
 import os
 import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from publishing import ci, p_value, pct  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--compare", required=True)
@@ -44,16 +48,7 @@ def load(path):
         return json.load(f)
 
 
-def pct(x):
-    return f"{100 * x:.1f} %"
 
-
-def ci(lo_hi):
-    return f"{100 * lo_hi[0]:.1f}–{100 * lo_hi[1]:.1f} %"
-
-
-def p_value(p):
-    return f"{p:.1e}" if p < 1e-4 else f"{p:.3f}"
 
 
 def method_of(m):
@@ -73,11 +68,11 @@ if rule_choice and rule_choice != parent["name"] and rule_choice not in shipped_
     raise SystemExit(f"compare chose {rule_choice}, which is not the better variant of its precision on validation")
 
 describe = {
-    "fp16": "float16 weights and biases (`Cast` to float32 when loaded)",
-    "int8": "int8 weights, symmetric, one float16 scale per output channel (`DequantizeLinear`), float16 biases",
-    "int4": "int4 weights, symmetric, one float16 scale per block of 32 input channels (per output channel where a "
+    "fp16": "float16, weights and biases (`Cast` to float32 when loaded)",
+    "int8": "int8, symmetric, one float16 scale per output channel (`DequantizeLinear`), with float16 biases",
+    "int4": "int4, symmetric, one float16 scale per block of 32 input channels (per output channel where a "
             "layer has fewer input channels, e.g. depthwise), packed two per byte (opset-21 `DequantizeLinear` with "
-            "`block_size`), float16 biases",
+            "`block_size`), with float16 biases",
 }
 how = {
     "ptq": "post-training quantization (`mriscreen quantize`): BatchNorm already folded by the export, per group the "
@@ -107,7 +102,7 @@ for precision in ("fp16", "int8", "int4"):
     others = [o for o in cmp["models"][1:] if o["precision"] == precision and o["name"] != m["name"]]
     text = f"# Model card: {parent_entry['arch']} ({precision}, {method.upper()}), variant of `{parent_file}`\n\n"
     text += "**Research software, not a diagnostic device. Results must not be used for clinical decisions.**\n\n"
-    text += (f"- **What it is:** the default model `{parent_file}` (sha256 `{parent['sha256']}`) with its weights stored as "
+    text += (f"- **What it is:** the fp32 model `{parent_file}` (sha256 `{parent['sha256']}`) with its weights stored as "
              f"{describe[precision]}; made by {how[method]}.\n")
     text += f"- **Trained on:** {parent_entry['trained_on']} (the parent's data; the card of `{parent_entry['card']}` describes it, its split and leakage).\n"
     text += (f"- **File:** {len(data)} bytes ({pct(m['bytes_ratio'])} of the parent's {parent['bytes']}), "
@@ -124,7 +119,9 @@ for precision in ("fp16", "int8", "int4"):
              f"largest change of any probability {v['max_abs_probability_change']:.3f} (temperature 1).\n")
     text += (f"- **Validation accuracy** (n = {m['val_n']}, where variants are chosen): {pct(m['val_accuracy'])}; the parent "
              f"{pct(parent['val_accuracy'])}.\n")
-    text += f"- **Tract CPU latency** (native, one thread of this machine, median of {m['latency_runs']}): {m['latency_ms_median']:.1f} ms; the parent {parent['latency_ms_median']:.1f} ms (same run).\n\n"
+    text += (f"- **Tract CPU latency** (native, this 2-core machine, median of {m['latency_runs']}): {m['latency_ms_median']:.1f} ms; "
+             f"the parent {parent['latency_ms_median']:.1f} ms in the same run. The weights are expanded to float32 when the "
+             "file is read, so a smaller file does not compute faster.\n\n")
     if others:
         text += "## Why this variant\n\nPer precision the variant with the higher validation accuracy ships:\n\n| variant | method | validation accuracy | test accuracy (95 % CI) |\n|---|---|---|---|\n"
         for o in [m] + others:
@@ -150,7 +147,9 @@ for precision in ("fp16", "int8", "int4"):
                  f"({ci(b['sensitivity_ci95'])}, {b['true_positives']} of {b['positives']}), specificity "
                  f"{pct(b['specificity'])} ({ci(b['specificity_ci95'])}, {b['true_negatives']} of {b['negatives']}).\n")
     text += ("\n## Limits\n\nEverything the parent's card says about its data applies. The comparison is on one test set "
-             "of the parent's source; a compressed model's errors need not be the parent's errors elsewhere.\n")
+             "of the parent's source; a compressed model's errors need not be the parent's errors elsewhere. Its temperature, "
+             "refer threshold and familiarity statistics are its own, fitted on the validation split, so an input near those "
+             "limits can be referred by one model and not by the other.\n")
     with open(os.path.join(models_dir, card), "w") as f:
         f.write(text)
     entry = {k: parent_entry[k] for k in ("arch", "input_size", "classes", "preprocessing", "trained_on", "untrained")}

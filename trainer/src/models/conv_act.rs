@@ -125,16 +125,9 @@ impl CustomOp3 for ConvBackward {
 mod tests {
     use super::*;
     use crate::models::depthwise::Geometry;
-    use candle_core::{Device, Var};
+    use candle_core::Var;
 
-    fn rand(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
-        let n: usize = shape.iter().product();
-        Tensor::from_vec(mriscreen::rng::Rng::new(seed).vec(n, lo, hi), shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
+    use crate::models::testing::{max_diff, rand};
 
     /// Output and the gradients of x, w and b equal candle's composition, for
     /// pointwise, depthwise and general convolutions, with and without ReLU6.

@@ -563,14 +563,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn rand(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
-        let n: usize = shape.iter().product();
-        Tensor::from_vec(mriscreen::rng::Rng::new(seed).vec(n, lo, hi), shape, &Device::Cpu).unwrap()
-    }
-
-    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
+    use crate::models::testing::{max_diff, rand};
 
     /// The same layer composed from candle ops: the reference.
     fn reference(x: &Tensor, w: &Tensor, g: &Tensor, b: &Tensor, conv: Option<Conv>, eps: f64, relu6: bool) -> Tensor {

@@ -16,6 +16,23 @@ pub mod mobilenet_v2;
 #[cfg(test)]
 mod imagenet_check;
 
+/// Helpers the custom ops' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use candle_core::{Device, Tensor};
+
+    /// A seeded uniform tensor.
+    pub fn rand(shape: &[usize], seed: u64, lo: f32, hi: f32) -> Tensor {
+        let n: usize = shape.iter().product();
+        Tensor::from_vec(mriscreen::rng::Rng::new(seed).vec(n, lo, hi), shape, &Device::Cpu).unwrap()
+    }
+
+    /// Largest absolute difference.
+    pub fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+}
+
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
 

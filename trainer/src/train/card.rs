@@ -45,9 +45,23 @@ pub fn model_card(
          - **Input:** grey luminance, 0.5–99.5 percentile window, letterboxed to {size}×{size}, replicated to 3 channels, (x − 0.5) / 0.5.\n\
          - **Training:** {stages}; batch {batch}, AdamW (weight decay {wd}), cosine schedule per stage, \
            label smoothing {ls}, augmentation {aug}, seed {seed}; best validation loss at stage/epoch {best:?}.\n\
-         - **File:** {bytes} bytes, ONNX opset 13, outputs `logits` and `features` (for the heat-map).\n\n",
+         - **File:** {bytes} bytes, ONNX opset {opset}, outputs `logits` and `features` (for the heat-map).{qat}\n\n",
         arch = info.arch.name(),
         precision = info.precision,
+        opset = match info.precision {
+            mriscreen::model::Precision::Int8 => 19,
+            mriscreen::model::Precision::Int4 => 21,
+            _ => 13,
+        },
+        qat = match a.qat_scheme() {
+            Some((p, s)) => format!(
+                "\n- **Quantization-aware training:** {p}{block}, every layer with BatchNorm frozen and folded and the weights \
+                 fake-quantized exactly as the file stores them (straight-through gradients), from {init}.",
+                block = if s.block > 0 { format!(" in blocks of {}", s.block) } else { String::new() },
+                init = a.init.as_ref().map_or("?".into(), |p| format!("`{}`", p.display()))
+            ),
+            None => String::new(),
+        },
         size = a.size,
         disclaimer = mriscreen::DISCLAIMER,
         trained_on = info.trained_on,
