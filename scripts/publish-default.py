@@ -24,7 +24,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from publishing import ci, pct  # noqa: E402
+from publishing import ci, external_test, pct, refer_rule  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--dataset", choices=["nickparvar", "synthtumor"], default="nickparvar")
@@ -206,15 +206,10 @@ if ev.get("deduplicated"):
     entry["dedup_test_accuracy"] = d["accuracy"]
     entry["dedup_test_accuracy_ci95"] = d["accuracy_ci95"]
     entry["dedup_test_set_size"] = d["n"]
-if args.dataset == "nickparvar" and ext and ext.get("binary"):
-    b = ext["binary"]
-    entry["external_test"] = {k: b[k] for k in ("sensitivity", "sensitivity_ci95", "positives", "specificity", "specificity_ci95", "negatives")}
+if args.dataset == "nickparvar" and external_test(ext):
+    entry["external_test"] = external_test(ext)
 if cal:
-    # The threshold itself lives in the model file (mriscreen.refer_threshold), where
-    # the library reads it; the manifest only says how it was chosen.
-    entry["refer_rule"] = (f"the model's refer threshold was chosen on the validation split (n = {cal['n']}) as the "
-                           f"lowest top calibrated probability at which accepted images were "
-                           f"{100 * cal['target_accuracy']:.0f} % right")
+    entry["refer_rule"] = refer_rule(cal)
 path = os.path.join(models, "manifest.json")
 manifest = {"version": 1, "models": []}
 if os.path.exists(path):

@@ -20,7 +20,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from publishing import ci, p_value, pct  # noqa: E402
+from publishing import ci, external_test, p_value, pct, refer_rule  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--compare", required=True)
@@ -181,13 +181,10 @@ for precision in ("fp16", "int8", "int4"):
     })
     if d:
         entry.update({"dedup_test_accuracy": d["accuracy"], "dedup_test_accuracy_ci95": d["accuracy_ci95"], "dedup_test_set_size": d["n"]})
-    if ext and ext.get("binary"):
-        b = ext["binary"]
-        entry["external_test"] = {k: b[k] for k in ("sensitivity", "sensitivity_ci95", "positives", "specificity", "specificity_ci95", "negatives")}
+    if external_test(ext):
+        entry["external_test"] = external_test(ext)
     if cal:
-        entry["refer_rule"] = (f"the model's refer threshold was chosen on the validation split (n = {cal['n']}) as the "
-                               f"lowest top calibrated probability at which accepted images were "
-                               f"{100 * cal['target_accuracy']:.0f} % right")
+        entry["refer_rule"] = refer_rule(cal)
     entries.append((m["name"], entry))
     print(f"models/{onnx}: {precision} {method}, {len(data)} bytes, test {pct(t['accuracy'])} (n = {t['n']}), "
           f"McNemar p = {p_value(v['test']['mcnemar']['p'])}, agreement {pct(v['agreement'])}")
