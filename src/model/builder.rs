@@ -1,6 +1,6 @@
 //! A small ONNX graph builder: writes valid opset-13, IR-7 models with the
 //! operators our model families use (Conv with groups and bias,
-//! BatchNormalization, Clip, Relu, Add, Concat, AveragePool,
+//! BatchNormalization, Clip, Relu, Add, Concat, AveragePool, MaxPool,
 //! GlobalAveragePool, Flatten, Gemm, MatMul, Cast, DequantizeLinear), metadata
 //! and value_info. Tests build models with it; the trainer's exporter writes
 //! trained weights through it.
@@ -316,6 +316,15 @@ impl GraphBuilder {
             "AveragePool",
             &[x],
             vec![attr_ints("kernel_shape", &[kernel, kernel]), attr_ints("strides", &[stride, stride]), attr_ints("pads", &[0, 0, 0, 0])],
+        )
+    }
+
+    /// MaxPool with a square kernel and symmetric explicit padding.
+    pub fn max_pool(&mut self, x: &str, kernel: i64, stride: i64, pad: i64) -> String {
+        self.node(
+            "MaxPool",
+            &[x],
+            vec![attr_ints("kernel_shape", &[kernel, kernel]), attr_ints("strides", &[stride, stride]), attr_ints("pads", &[pad, pad, pad, pad])],
         )
     }
 

@@ -124,12 +124,13 @@ pub fn mobilenet_v2(alpha: f32, opts: &RandomNet) -> Vec<u8> {
     let mut l = Layers::new("mobilenet_v2", opts);
     let s = opts.input_size as i64;
     let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
-    let mut y = l.conv_bn(&x, "features.0", 3, arch.stem_channels(), 3, 2, 1, true);
-    let blocks = arch.blocks();
+    let stem = crate::arch::mobilenet_v2::stem_channels(alpha);
+    let mut y = l.conv_bn(&x, "features.0", 3, stem, 3, 2, 1, true);
+    let blocks = crate::arch::mobilenet_v2::blocks(alpha);
     for (i, block) in blocks.iter().enumerate() {
         y = inverted_residual(&mut l, &y, i + 1, block);
     }
-    let (c, last) = (blocks.last().map_or(arch.stem_channels(), |b| b.out), arch.last_channels());
+    let (c, last) = (blocks.last().map_or(stem, |b| b.out), arch.last_channels());
     l.conv_bn(&y, &format!("features.{}", blocks.len() + 1), c, last, 1, 1, 1, true);
     let f = l.b.rename_last_output("features");
     l.classifier(&f, last, opts.classes.len(), "classifier.1");
@@ -165,8 +166,9 @@ pub fn efficientnet_lite0(opts: &RandomNet) -> Vec<u8> {
     let mut l = Layers::new("efficientnet_lite0", opts);
     let s = opts.input_size as i64;
     let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
-    let mut y = l.conv_bn(&x, "stem", 3, arch.stem_channels(), 3, 2, 1, true);
-    let blocks = arch.blocks();
+    let stem = crate::arch::efficientnet_lite0::STEM_CHANNELS;
+    let mut y = l.conv_bn(&x, "stem", 3, stem, 3, 2, 1, true);
+    let blocks = crate::arch::efficientnet_lite0::blocks();
     for (i, block) in blocks.iter().enumerate() {
         let p = format!("blocks.{i}");
         let mut z = y.clone();
@@ -177,7 +179,7 @@ pub fn efficientnet_lite0(opts: &RandomNet) -> Vec<u8> {
         z = l.conv_bn(&z, &format!("{p}.conv_pwl"), block.hidden(), block.out, 1, 1, 1, false);
         y = if block.residual() { l.b.add(&y, &z) } else { z };
     }
-    let (c, last) = (blocks.last().map_or(arch.stem_channels(), |b| b.out), arch.last_channels());
+    let (c, last) = (blocks.last().map_or(stem, |b| b.out), arch.last_channels());
     l.conv_bn(&y, "conv_head", c, last, 1, 1, 1, true);
     let f = l.b.rename_last_output("features");
     l.classifier(&f, last, opts.classes.len(), "classifier");
@@ -185,56 +187,53 @@ pub fn efficientnet_lite0(opts: &RandomNet) -> Vec<u8> {
     l.finish(opts, &arch.name(), Some((last, hw)))
 }
 
-/// A random DenseNet (Huang et al. 2017) in torchvision's layout: stem conv
-/// 7×7/2 + BN + ReLU, then dense blocks whose layers are BN → ReLU → 1×1 conv
-/// (4·growth) → BN → ReLU → 3×3 conv (growth), every layer reading the
-/// channel-concatenation of all earlier outputs (bias-free convs, many-input
-/// Concats), transitions BN → ReLU → 1×1 conv (half the channels) → 2×2
-/// average pool, and a final BN → ReLU as the `features` output.
-pub fn densenet(blocks: &[usize], growth: usize, opts: &RandomNet) -> Vec<u8> {
+/// A random DenseNet-BC of shape `cfg` ([`crate::arch::densenet`]) in
+/// torchvision's layout and names: stem conv 7×7/2 + BN + ReLU + max pool
+/// 3×3/2, dense blocks whose layers are BN → ReLU → 1×1 conv → BN → ReLU →
+/// 3×3 conv, every layer reading the channel-concatenation of all earlier
+/// outputs (bias-free convs, many-input Concats), transitions BN → ReLU →
+/// 1×1 conv → 2×2 average pool, and a final BN → ReLU as the `features` output.
+pub fn densenet(cfg: &crate::arch::densenet::Config, opts: &RandomNet) -> Vec<u8> {
     let mut l = Layers::new("densenet", opts);
     let s = opts.input_size as i64;
     let x = l.b.input("input", &["N".into(), 3.into(), s.into(), s.into()]);
-    let mut c = 2 * growth;
-    let w = l.conv_weight("features.conv0.weight", c, 3, 7);
+    let w = l.conv_weight("features.conv0.weight", cfg.init_features, 3, 7);
     let y = l.b.conv(&x, &w, None, 7, ConvAttrs::new(2, 3));
-    let y = l.batch_norm(&y, "features.norm0", c);
-    let mut y = l.b.relu(&y);
-    let mut hw = opts.input_size.div_ceil(2);
-    for (bi, &n) in blocks.iter().enumerate() {
+    let y = l.batch_norm(&y, "features.norm0", cfg.init_features);
+    let y = l.b.relu(&y);
+    let mut y = l.b.max_pool(&y, 3, 2, 1);
+    for bi in 0..cfg.blocks.len() {
         let mut feats = vec![y.clone()];
-        for li in 0..n {
+        for (li, spec) in cfg.layers(bi).iter().enumerate() {
             let p = format!("features.denseblock{}.denselayer{}", bi + 1, li + 1);
             let refs: Vec<&str> = feats.iter().map(String::as_str).collect();
             let cat = if refs.len() == 1 { refs[0].to_string() } else { l.b.concat(&refs, 1) };
-            let z = l.batch_norm(&cat, &format!("{p}.norm1"), c + li * growth);
+            let z = l.batch_norm(&cat, &format!("{p}.norm1"), spec.inp);
             let z = l.b.relu(&z);
-            let w = l.conv_weight(&format!("{p}.conv1.weight"), 4 * growth, c + li * growth, 1);
+            let w = l.conv_weight(&format!("{p}.conv1.weight"), spec.bottleneck, spec.inp, 1);
             let z = l.b.conv(&z, &w, None, 1, ConvAttrs::new(1, 0));
-            let z = l.batch_norm(&z, &format!("{p}.norm2"), 4 * growth);
+            let z = l.batch_norm(&z, &format!("{p}.norm2"), spec.bottleneck);
             let z = l.b.relu(&z);
-            let w = l.conv_weight(&format!("{p}.conv2.weight"), growth, 4 * growth, 3);
+            let w = l.conv_weight(&format!("{p}.conv2.weight"), spec.growth, spec.bottleneck, 3);
             feats.push(l.b.conv(&z, &w, None, 3, ConvAttrs::new(1, 1)));
         }
         let refs: Vec<&str> = feats.iter().map(String::as_str).collect();
         y = l.b.concat(&refs, 1);
-        c += n * growth;
-        if bi + 1 < blocks.len() {
+        if let Some(t) = cfg.transition(bi) {
             let p = format!("features.transition{}", bi + 1);
-            let z = l.batch_norm(&y, &format!("{p}.norm"), c);
+            let z = l.batch_norm(&y, &format!("{p}.norm"), t.inp);
             let z = l.b.relu(&z);
-            let w = l.conv_weight(&format!("{p}.conv.weight"), c / 2, c, 1);
+            let w = l.conv_weight(&format!("{p}.conv.weight"), t.out, t.inp, 1);
             let z = l.b.conv(&z, &w, None, 1, ConvAttrs::new(1, 0));
             y = l.b.average_pool(&z, 2, 2);
-            c /= 2;
-            hw /= 2;
         }
     }
+    let c = cfg.last_channels();
     let y = l.batch_norm(&y, "features.norm5", c);
     l.b.relu(&y);
     let f = l.b.rename_last_output("features");
     l.classifier(&f, c, opts.classes.len(), "classifier");
-    l.finish(opts, &format!("densenet_{}", blocks.iter().map(|b| b.to_string()).collect::<Vec<_>>().join("-")), Some((c, hw)))
+    l.finish(opts, &cfg.name(), Some((c, cfg.feature_size(opts.input_size))))
 }
 
 /// A small CNN (two conv blocks, BN, ReLU, average pooling) with a `features`

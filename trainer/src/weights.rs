@@ -23,8 +23,38 @@ use std::path::Path;
 /// 0x1950a86a20f9469cfc6c, STOP.
 const LEGACY_MAGIC: [u8; 15] = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e];
 
-/// Reads every tensor of a state dict file (.pth legacy or zip, or .safetensors).
+/// Reads every tensor of a state dict file (.pth legacy or zip, or
+/// .safetensors), with torchvision's legacy DenseNet keys renamed as
+/// torchvision renames them when it loads them ([`modern_key`]).
 pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>> {
+    Ok(read_file(path)?.into_iter().map(|(k, v)| (modern_key(&k), v)).collect())
+}
+
+/// torchvision's published DenseNet files (`densenet121-a639ec97.pth`)
+/// predate its module names: `…denselayer1.norm.1.weight` is today's
+/// `…denselayer1.norm1.weight` (and `conv.2` is `conv2`). Other keys are
+/// returned unchanged.
+pub fn modern_key(key: &str) -> String {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut out: Vec<String> = Vec::with_capacity(parts.len());
+    let mut i = 0;
+    while i < parts.len() {
+        let legacy = i >= 1
+            && parts[i - 1].starts_with("denselayer")
+            && matches!(parts[i], "norm" | "conv" | "relu")
+            && parts.get(i + 1).is_some_and(|n| matches!(*n, "1" | "2"));
+        if legacy {
+            out.push(format!("{}{}", parts[i], parts[i + 1]));
+            i += 2;
+        } else {
+            out.push(parts[i].to_string());
+            i += 1;
+        }
+    }
+    out.join(".")
+}
+
+fn read_file(path: &Path) -> Result<BTreeMap<String, Tensor>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read weights {}", path.display()))?;
     if bytes.starts_with(&LEGACY_MAGIC) {
         return read_legacy(&bytes).with_context(|| format!("{} (legacy PyTorch format)", path.display()));
@@ -162,7 +192,9 @@ pub fn load_into(varmap: &VarMap, tensors: &BTreeMap<String, Tensor>, skip_prefi
 /// β = bias, μ = 0, σ² = 1 − ε), and the classifier is copied. Files
 /// exported before initializers carried the parameter paths name the layers
 /// by position instead (`stem`, `blocks.{b}.{l}`, `head_conv`, `classifier`);
-/// both are read. Returns the number of layers set; other files are refused.
+/// both are read. A DenseNet's pre-activation BatchNorms and its convs
+/// without a BatchNorm after them are stored under their own parameter
+/// paths. Returns the number of layers set; other files are refused.
 pub fn load_onnx_into(model: &crate::models::Model, bytes: &[u8]) -> Result<usize> {
     use candle_core::Var;
     let package = mriscreen::ModelPackage::read(bytes, &Default::default())?;
@@ -180,12 +212,18 @@ pub fn load_onnx_into(model: &crate::models::Model, bytes: &[u8]) -> Result<usiz
         Ok(Tensor::from_vec(v, dims, &Device::Cpu)?)
     };
     let set = |t: &Tensor, v: &Tensor| -> Result<()> { Ok(Var::from_tensor(t)?.set(v)?) };
-    let (stem, blocks, last, head) = model.parts();
-    let mut convs = vec![(stem, "stem".to_string())];
-    for (b, block) in blocks.iter().enumerate() {
-        convs.extend(block.layers.iter().enumerate().map(|(l, c)| (c, format!("blocks.{b}.{l}"))));
+    let mut convs = Vec::new();
+    match (model, model.parts()) {
+        (crate::models::Model::DenseNet(m), _) => convs.extend(m.conv_bns().into_iter().map(|c| (c, c.path().to_string()))),
+        (_, Some((stem, blocks, last, _))) => {
+            convs.push((stem, "stem".to_string()));
+            for (b, block) in blocks.iter().enumerate() {
+                convs.extend(block.layers.iter().enumerate().map(|(l, c)| (c, format!("blocks.{b}.{l}"))));
+            }
+            convs.push((last, "head_conv".into()));
+        }
+        (_, None) => unreachable!("every family but DenseNet has the common parts"),
     }
-    convs.push((last, "head_conv".into()));
     let mut layers = 0;
     for (c, position) in convs {
         let out = c.weight().dim(0)?;
@@ -200,6 +238,23 @@ pub fn load_onnx_into(model: &crate::models::Model, bytes: &[u8]) -> Result<usiz
         set(bn.running_var(), &Tensor::full(1.0 - bn.eps() as f32, out, &Device::Cpu)?)?;
         layers += 1;
     }
+    if let crate::models::Model::DenseNet(m) = model {
+        // Pre-activation BatchNorms are in the file as they are; so are the
+        // convs with nothing folded into them.
+        let exact = |name: String| [name.clone(), name];
+        for n in m.norms() {
+            let (gamma, beta) = n.bn.weight_and_bias().context("BatchNorm without affine parameters")?;
+            for (kind, t) in [("weight", gamma), ("bias", beta), ("running_mean", n.bn.running_mean()), ("running_var", n.bn.running_var())] {
+                set(t, &find(exact(format!("{}.{kind}", n.path)), t.dims())?)?;
+            }
+            layers += 1;
+        }
+        for c in m.plain_convs() {
+            set(&c.weight, &find(exact(format!("{}.weight", c.path)), c.weight.dims())?)?;
+            layers += 1;
+        }
+    }
+    let head = model.head();
     let w = head.linear.weight();
     set(w, &find([format!("{}.weight", head.path), "classifier.weight".into()], w.dims())?)?;
     let b = head.linear.bias().context("the classifier has no bias")?;
@@ -283,5 +338,34 @@ mod tests {
         let junk = std::env::temp_dir().join(format!("mriscreen-weights-junk-{}.pth", std::process::id()));
         std::fs::write(&junk, b"definitely not weights").unwrap();
         assert!(read_state_dict(&junk).unwrap_err().to_string().contains("not a PyTorch"));
+    }
+
+    #[test]
+    fn torchvision_legacy_densenet_keys_load_by_name() {
+        assert_eq!(modern_key("features.denseblock1.denselayer1.norm.1.weight"), "features.denseblock1.denselayer1.norm1.weight");
+        assert_eq!(modern_key("features.denseblock4.denselayer16.conv.2.weight"), "features.denseblock4.denselayer16.conv2.weight");
+        for k in ["features.0.0.weight", "features.norm0.running_var", "features.transition1.conv.weight", "classifier.1.weight", "features.3.conv.1.0.weight"] {
+            assert_eq!(modern_key(k), k);
+        }
+        // A DenseNet state dict written with the legacy names loads completely.
+        let arch = Arch::DenseNet(mriscreen::arch::DenseNet::D32);
+        let a = VarMap::new();
+        Model::new(VarBuilder::from_varmap(&a, DType::F32, &Device::Cpu), arch, 4, 0).unwrap();
+        let legacy: HashMap<String, Tensor> = a
+            .data()
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.replace(".norm1.", ".norm.1.").replace(".norm2.", ".norm.2.").replace(".conv1.", ".conv.1.").replace(".conv2.", ".conv.2."), v.as_tensor().clone()))
+            .collect();
+        assert!(legacy.contains_key("features.denseblock1.denselayer1.norm.1.weight"));
+        let path = std::env::temp_dir().join(format!("mriscreen-weights-densenet-{}.safetensors", std::process::id()));
+        candle_core::safetensors::save(&legacy, &path).unwrap();
+        let b = VarMap::new();
+        Model::new(VarBuilder::from_varmap(&b, DType::F32, &Device::Cpu), arch, 4, 1).unwrap();
+        let report = load_into(&b, &read_state_dict(&path).unwrap(), "classifier.").unwrap();
+        std::fs::remove_file(&path).ok();
+        assert!(report.missing.is_empty() && report.unused.is_empty(), "{report:?}");
+        assert_eq!(report.loaded, a.data().lock().unwrap().len());
     }
 }

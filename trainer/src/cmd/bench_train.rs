@@ -16,7 +16,8 @@ use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model family: mobilenet-v2 (width set by --alpha) or efficientnet-lite0.
+    /// Model family: mobilenet-v2 (width set by --alpha), efficientnet-lite0, densenet121,
+    /// densenet101 or densenet32.
     #[arg(long, default_value = "mobilenet-v2", value_parser = |s: &str| s.parse::<Arch>())]
     arch: Arch,
     /// MobileNetV2 width multiplier.

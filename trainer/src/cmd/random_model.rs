@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// mobilenet-v2 (torchvision layout, width set by --alpha), efficientnet-lite0, or tiny (a
-    /// two-block CNN, for fast tests).
+    /// mobilenet-v2 (torchvision layout, width set by --alpha), efficientnet-lite0, densenet121,
+    /// densenet101, densenet32, or tiny (a two-block CNN, for fast tests).
     #[arg(long, default_value = "mobilenet-v2")]
     arch: String,
     /// MobileNetV2 width multiplier.
@@ -52,6 +52,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         name => match name.parse::<Arch>().map_err(anyhow::Error::msg)?.with_alpha(a.alpha) {
             Arch::MobileNetV2 { alpha } => random::mobilenet_v2(alpha, &opts),
             Arch::EfficientNetLite0 => random::efficientnet_lite0(&opts),
+            Arch::DenseNet(d) => random::densenet(&d.config(), &opts),
         },
     };
     std::fs::write(&a.out, &bytes).with_context(|| format!("writing {}", a.out.display()))?;

@@ -1,25 +1,27 @@
 //! A frozen-BatchNorm convolution layer — convolution with the BatchNorm
-//! folded into its weight and bias, then optional ReLU6 — as one candle
+//! folded into its weight and bias, then an activation — as one candle
 //! custom op with its own backward pass: what quantization-aware training
 //! runs for every layer (`ConvBn::forward_qat`), for the reason
 //! [`super::fused`] explains (composed from candle ops the same layer trained
 //! at 2 images/s and needed 20 GB at batch 32). The backward pass needs only
-//! the output: the ReLU6 gate is open where 0 < y < 6, and then
+//! the output: the activation's gate is open where lo < y < hi (0 and 6 for
+//! ReLU6), and then
 //!   g = gate · dy,  db = Σ g,  and the convolution's backward on g
 //! gives dx (unless x is a leaf such as the image batch) and dw.
 
 use super::fused::{dims4, slice, Conv};
+use super::layers::Act;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 struct ConvBiasAct {
     conv: Conv,
-    relu6: bool,
+    act: Act,
 }
 
-/// relu6?(conv(x, w) + b), `b`: `[C]`.
-pub fn conv_bias_act(x: &Tensor, w: &Tensor, b: &Tensor, conv: Conv, relu6: bool) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, ConvBiasAct { conv, relu6 })
+/// act(conv(x, w) + b), `b`: `[C]`.
+pub fn conv_bias_act(x: &Tensor, w: &Tensor, b: &Tensor, conv: Conv, act: Act) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &b.contiguous()?, ConvBiasAct { conv, act })
 }
 
 impl CustomOp3 for ConvBiasAct {
@@ -37,12 +39,11 @@ impl CustomOp3 for ConvBiasAct {
         }
         let mut y = self.conv.forward(x, w, xd, wd.0);
         let hw = zd.2 * zd.3;
-        let relu6 = self.relu6;
+        let (lo, hi) = self.act.bounds();
         y.par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
             let bias = b[p % zd.1];
             for v in plane {
-                let t = *v + bias;
-                *v = if relu6 { t.clamp(0.0, 6.0) } else { t };
+                *v = (*v + bias).max(lo).min(hi);
             }
         });
         Ok((CpuStorage::F32(y), Shape::from(zd)))
@@ -51,7 +52,7 @@ impl CustomOp3 for ConvBiasAct {
     fn bwd(&self, x: &Tensor, w: &Tensor, b: &Tensor, y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let need_dx = x.track_op();
         // First the gate: [g | db], from the output alone.
-        let packed = y.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &Gate { relu6: self.relu6 })?;
+        let packed = y.contiguous()?.apply_op2_no_bwd(&dy.contiguous()?, &Gate { act: self.act })?;
         let (lx, lw) = (if need_dx { x.elem_count() } else { 0 }, w.elem_count());
         let dgx = packed.narrow(0, 0, packed.elem_count() - b.elem_count())?;
         let db = packed.narrow(0, packed.elem_count() - b.elem_count(), b.elem_count())?;
@@ -67,7 +68,7 @@ impl CustomOp3 for ConvBiasAct {
 
 /// From y and dy: the gated gradient g (y's shape, flattened) and db.
 struct Gate {
-    relu6: bool,
+    act: Act,
 }
 
 impl CustomOp2 for Gate {
@@ -82,12 +83,13 @@ impl CustomOp2 for Gate {
             candle_core::bail!("conv-bias-act: gradient of {} values for an output of {}", dy.len(), y.len());
         }
         let hw = h * w;
+        let (lo, hi) = self.act.bounds();
         let mut g = vec![0f32; y.len() + c];
         let (gated, db) = g.split_at_mut(y.len());
         gated.par_chunks_mut(hw).zip(y.par_chunks(hw).zip(dy.par_chunks(hw))).for_each(|(out, (yp, dp))| {
             for ((o, &v), &d) in out.iter_mut().zip(yp).zip(dp) {
-                // `|` and `&`: no branch in the loop.
-                *o = if !self.relu6 | ((v > 0.0) & (v < 6.0)) { d } else { 0.0 };
+                // `&` rather than `&&`: no branch in the loop.
+                *o = if (v > lo) & (v < hi) { d } else { 0.0 };
             }
         });
         let sums: Vec<f64> = gated.par_chunks(hw).map(|p| p.iter().map(|&v| f64::from(v)).sum()).collect();
@@ -130,7 +132,7 @@ mod tests {
     use crate::models::testing::{max_diff, rand};
 
     /// Output and the gradients of x, w and b equal candle's composition, for
-    /// pointwise, depthwise and general convolutions, with and without ReLU6.
+    /// pointwise, depthwise and general convolutions, for every activation.
     #[test]
     fn matches_candle() {
         let geo = |kernel, stride, pad_begin, pad_end| Geometry { kernel, stride, pad_begin, pad_end };
@@ -140,12 +142,12 @@ mod tests {
             (Conv::General(geo(3, 1, 1, 1)), (2, 3, 6, 5), (6, 3, 3, 3)),
         ];
         for (conv, xs, ws) in cases {
-            for relu6 in [false, true] {
+            for act in [Act::None, Act::Relu, Act::Relu6] {
                 let x = Var::from_tensor(&rand(&[xs.0, xs.1, xs.2, xs.3], 1, -3.0, 3.0)).unwrap();
                 let w = Var::from_tensor(&rand(&[ws.0, ws.1, ws.2, ws.3], 2, -1.5, 1.5)).unwrap();
                 let cout = if matches!(conv, Conv::Depthwise(_)) { xs.1 } else { ws.0 };
                 let b = Var::from_tensor(&rand(&[cout], 3, -1.0, 4.0)).unwrap();
-                let ours = conv_bias_act(x.as_tensor(), w.as_tensor(), b.as_tensor(), conv, relu6).unwrap();
+                let ours = conv_bias_act(x.as_tensor(), w.as_tensor(), b.as_tensor(), conv, act).unwrap();
                 let groups = if matches!(conv, Conv::Depthwise(_)) { xs.1 } else { 1 };
                 let (pad, stride) = match conv {
                     Conv::Pointwise => (0, 1),
@@ -153,15 +155,15 @@ mod tests {
                 };
                 let z = x.as_tensor().conv2d(w.as_tensor(), pad, stride, 1, groups).unwrap();
                 let t = z.broadcast_add(&b.as_tensor().reshape((1, cout, 1, 1)).unwrap()).unwrap();
-                let want = if relu6 { t.clamp(0f32, 6f32).unwrap() } else { t };
-                assert!(max_diff(&ours, &want) < 1e-4, "{conv:?} relu6 {relu6}: forward");
+                let want = act.apply(&t).unwrap();
+                assert!(max_diff(&ours, &want) < 1e-4, "{conv:?} {act:?}: forward");
                 // A loss that weights every output differently.
                 let weights = rand(ours.dims(), 4, -1.0, 1.0);
                 let ga = (&ours * &weights).unwrap().sum_all().unwrap().backward().unwrap();
                 let gb = (&want * &weights).unwrap().sum_all().unwrap().backward().unwrap();
                 for (name, v) in [("x", &x), ("w", &w), ("b", &b)] {
                     let (a, e) = (ga.get(v.as_tensor()).unwrap(), gb.get(v.as_tensor()).unwrap());
-                    assert!(max_diff(a, e) < 1e-3, "{conv:?} relu6 {relu6}: d{name} differs by {}", max_diff(a, e));
+                    assert!(max_diff(a, e) < 1e-3, "{conv:?} {act:?}: d{name} differs by {}", max_diff(a, e));
                 }
             }
         }

@@ -12,7 +12,7 @@
 use super::layers::{global_avg_pool, Act, Block, ConvBn, ConvSpec, Head, Padding};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use mriscreen::arch::{Arch, BlockSpec};
+use mriscreen::arch::{efficientnet_lite0, Arch, BlockSpec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -55,10 +55,10 @@ impl EfficientNetLite0 {
     pub fn new(vb: VarBuilder, cfg: &Config) -> Result<Self> {
         let spec = |inp, out, kernel, stride| ConvSpec { inp, out, kernel, stride, groups: 1, act: Act::Relu6, padding: Padding::TfSame };
         let arch = Arch::EfficientNetLite0;
-        let stem = ConvBn::new(vb.pp("_conv_stem"), vb.pp("_bn0"), spec(3, arch.stem_channels(), 3, 2), BN_EPS, BN_MOMENTUM)?;
+        let stem = ConvBn::new(vb.pp("_conv_stem"), vb.pp("_bn0"), spec(3, efficientnet_lite0::STEM_CHANNELS, 3, 2), BN_EPS, BN_MOMENTUM)?;
         let mut blocks = Vec::new();
-        let mut c = arch.stem_channels();
-        for (i, block) in arch.blocks().iter().enumerate() {
+        let mut c = efficientnet_lite0::STEM_CHANNELS;
+        for (i, block) in efficientnet_lite0::blocks().iter().enumerate() {
             blocks.push(mb_conv(vb.pp("_blocks").pp(i.to_string()), block)?);
             c = block.out;
         }

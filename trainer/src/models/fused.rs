@@ -1,6 +1,6 @@
 //! A training-mode convolution layer — convolution, BatchNorm with batch
-//! statistics (Ioffe & Szegedy 2015), optional ReLU6 — as one candle custom
-//! op with its own backward pass.
+//! statistics (Ioffe & Szegedy 2015), an activation (none, ReLU or ReLU6) —
+//! as one candle custom op with its own backward pass.
 //!
 //! Why one op: candle's backward pass adds every gradient into a freshly
 //! zeroed tensor, so each node of the graph costs an allocation and two full
@@ -9,18 +9,20 @@
 //! the arithmetic, dominating. Here a layer is one node; its forward pass keeps
 //! the convolution output `z` and the per-channel statistics, and its
 //! backward pass runs, with x̂ = (z − μ)·σ⁻¹, M = N·H·W and g the output
-//! gradient masked where ReLU6 clamps:
+//! gradient masked where the activation clamps:
 //!   dβ = Σ g,  dγ = Σ g·x̂,  dz = γ·σ⁻¹/M · (M·g − dβ − x̂·dγ),
 //! then the convolution's own backward (two GEMMs for a pointwise
 //! convolution, the direct kernels of [`depthwise`] for a depthwise one,
 //! im2col + GEMMs otherwise). The input gradient is skipped when the input
 //! is a leaf such as the image batch (candle would compute it anyway).
 //! Grouped convolutions other than depthwise run through candle and only
-//! the BatchNorm + ReLU6 part is fused ([`bn_act`]).
+//! the BatchNorm + activation part is fused ([`bn_act`]), as it is for
+//! DenseNet's pre-activation BatchNorm.
 //!
 //! CPU, f32, NCHW only; the caller checks [`depthwise::supported`].
 
 use super::depthwise::{self, Geometry};
+use super::layers::Act;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -43,20 +45,22 @@ pub struct Fused {
     pub stats: Tensor,
 }
 
-/// relu6?(batchnorm(conv(x, w))) with batch statistics. `gamma`, `beta`: `[C]`.
-pub fn conv_bn_act(x: &Tensor, w: &Tensor, gamma: &Tensor, beta: &Tensor, conv: Conv, eps: f64, relu6: bool) -> Result<Fused> {
+/// act(batchnorm(conv(x, w))) with batch statistics. `gamma`, `beta`: `[C]`.
+pub fn conv_bn_act(x: &Tensor, w: &Tensor, gamma: &Tensor, beta: &Tensor, conv: Conv, eps: f64, act: Act) -> Result<Fused> {
     let saved = Saved::default();
     let gb = Tensor::cat(&[gamma, beta], 0)?;
-    let op = ConvBnAct { conv, bn: Bn { eps, relu6 }, saved: saved.clone() };
+    let op = ConvBnAct { conv, bn: Bn { eps, act }, saved: saved.clone() };
     let y = x.contiguous()?.apply_op3(&w.contiguous()?, &gb, op)?;
     Ok(Fused { y, stats: saved.stats()? })
 }
 
-/// relu6?(batchnorm(z)) with batch statistics, for convolutions candle runs.
-pub fn bn_act(z: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu6: bool) -> Result<Fused> {
+/// act(batchnorm(z)) with batch statistics: for convolutions candle runs,
+/// and for DenseNet's pre-activation BatchNorm, which has no convolution
+/// in front of it.
+pub fn bn_act(z: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, act: Act) -> Result<Fused> {
     let saved = Saved::default();
     let gb = Tensor::cat(&[gamma, beta], 0)?;
-    let y = z.contiguous()?.apply_op2(&gb, BnAct { bn: Bn { eps, relu6 }, saved: saved.clone() })?;
+    let y = z.contiguous()?.apply_op2(&gb, BnAct { bn: Bn { eps, act }, saved: saved.clone() })?;
     Ok(Fused { y, stats: saved.stats()? })
 }
 
@@ -110,11 +114,11 @@ impl Saved {
     }
 }
 
-/// BatchNorm + optional ReLU6 on raw planes.
+/// BatchNorm + activation on raw planes.
 #[derive(Clone, Copy)]
 struct Bn {
     eps: f64,
-    relu6: bool,
+    act: Act,
 }
 
 /// Σ(v − shift) and Σ(v − shift)² of one plane: f32 in eight lanes over
@@ -163,7 +167,7 @@ impl Bn {
         (scale as f32, (f64::from(s.beta[ch]) - s.mean[ch] * scale) as f32)
     }
 
-    /// Batch statistics of `z`, then y = relu6?(z·scale + shift).
+    /// Batch statistics of `z`, then y = act(z·scale + shift).
     /// The returned state's `z` is empty: the caller keeps `z` if it must.
     fn forward(&self, z: &[f32], gb: &[f32], dims: (usize, usize, usize, usize)) -> (Vec<f32>, State) {
         let (n, c, h, w) = dims;
@@ -171,11 +175,11 @@ impl Bn {
         let (mean, var) = Bn::stats(z, (n, c, hw));
         let s = State { z: Vec::new(), mean, var, gamma: gb[..c].to_vec(), beta: gb[c..2 * c].to_vec(), dims };
         let mut y = vec![0f32; z.len()];
+        let (lo, hi) = self.act.bounds();
         y.par_chunks_mut(hw).zip(z.par_chunks(hw)).enumerate().for_each(|(p, (out, zp))| {
             let (scale, shift) = self.scale_shift(&s, p % c);
             for (o, &v) in out.iter_mut().zip(zp) {
-                let t = v * scale + shift;
-                *o = if self.relu6 { t.clamp(0.0, 6.0) } else { t };
+                *o = (v * scale + shift).max(lo).min(hi);
             }
         });
         (y, s)
@@ -187,14 +191,14 @@ impl Bn {
         let hw = h * w;
         let m = (n * hw) as f64;
         let inv: Vec<f64> = s.var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
-        // The gradient that passes the activation: zero where ReLU6 clamped.
+        // The gradient that passes the activation: zero where it clamped.
+        let (lo, hi) = self.act.bounds();
         let gate = |ch: usize| {
             let (scale, shift) = self.scale_shift(s, ch);
-            let relu6 = self.relu6;
             move |zv: f32, d: f32| {
                 let t = zv * scale + shift;
-                // `|` and `&` rather than `||` and `&&`: no branch in the loop.
-                if !relu6 | ((t > 0.0) & (t < 6.0)) { d } else { 0.0 }
+                // `&` rather than `&&`: no branch in the loop.
+                if (t > lo) & (t < hi) { d } else { 0.0 }
             }
         };
         // Per plane: Σ g and Σ g·(z − μ).
@@ -566,7 +570,7 @@ mod tests {
     use crate::models::testing::{max_diff, rand};
 
     /// The same layer composed from candle ops: the reference.
-    fn reference(x: &Tensor, w: &Tensor, g: &Tensor, b: &Tensor, conv: Option<Conv>, eps: f64, relu6: bool) -> Tensor {
+    fn reference(x: &Tensor, w: &Tensor, g: &Tensor, b: &Tensor, conv: Option<Conv>, eps: f64, act: Act) -> Tensor {
         let z = match conv {
             None => x.clone(),
             Some(Conv::Pointwise) => x.conv2d(w, 0, 1, 1, 1).unwrap(),
@@ -582,7 +586,7 @@ mod tests {
         let var = zc.sqr().unwrap().mean_keepdim(0).unwrap().mean_keepdim(2).unwrap().mean_keepdim(3).unwrap();
         let xhat = zc.broadcast_div(&(var + eps).unwrap().sqrt().unwrap()).unwrap();
         let y = xhat.broadcast_mul(&g.reshape((1, c, 1, 1)).unwrap()).unwrap().broadcast_add(&b.reshape((1, c, 1, 1)).unwrap()).unwrap();
-        if relu6 { y.clamp(0f32, 6f32).unwrap() } else { y }
+        act.apply(&y).unwrap()
     }
 
     /// Forward output, batch statistics and every gradient agree with candle's composition.
@@ -602,7 +606,7 @@ mod tests {
             (general(geo(3, 1, 1, 1)), 2),
         ];
         for (i, (conv, cout)) in cases.into_iter().enumerate() {
-            for relu6 in [false, true] {
+            for act in [Act::None, Act::Relu, Act::Relu6] {
                 let seed = 10 * i as u64;
                 let cin = if matches!(conv, Some(Conv::Pointwise | Conv::General(_))) { 3 } else { cout };
                 // An offset mean checks the shifted sums; ±3 puts values on both sides of 0 and 6.
@@ -618,11 +622,11 @@ mod tests {
                 let b = Var::from_tensor(&rand(&[cout], seed + 3, 1.0, 5.0)).unwrap();
                 let (xt, wt, gt, bt) = (x.as_tensor(), w.as_tensor(), g.as_tensor(), b.as_tensor());
                 let ours = match conv {
-                    Some(c) => conv_bn_act(xt, wt, gt, bt, c, 1e-5, relu6).unwrap(),
-                    None => bn_act(xt, gt, bt, 1e-5, relu6).unwrap(),
+                    Some(c) => conv_bn_act(xt, wt, gt, bt, c, 1e-5, act).unwrap(),
+                    None => bn_act(xt, gt, bt, 1e-5, act).unwrap(),
                 };
-                let want = reference(xt, wt, gt, bt, conv, 1e-5, relu6);
-                let what = format!("{conv:?} relu6={relu6}");
+                let want = reference(xt, wt, gt, bt, conv, 1e-5, act);
+                let what = format!("{conv:?} {act:?}");
                 assert_eq!(ours.y.dims(), want.dims(), "{what}");
                 assert!(max_diff(&ours.y, &want) < 1e-4, "{what}: forward {}", max_diff(&ours.y, &want));
                 assert_eq!(ours.stats.dims(), &[2, cout]);
@@ -648,11 +652,11 @@ mod tests {
         let w = Var::from_tensor(&rand(&[4, 3, 3, 3], 2, -1.0, 1.0)).unwrap();
         let gamma = Var::from_tensor(&rand(&[4], 3, 0.5, 1.5)).unwrap();
         let beta = Var::from_tensor(&rand(&[4], 4, -0.5, 0.5)).unwrap();
-        let y = conv_bn_act(&x, w.as_tensor(), gamma.as_tensor(), beta.as_tensor(), Conv::General(g), 1e-5, true).unwrap().y;
+        let y = conv_bn_act(&x, w.as_tensor(), gamma.as_tensor(), beta.as_tensor(), Conv::General(g), 1e-5, Act::Relu6).unwrap().y;
         let probe = rand(y.dims(), 5, -1.0, 1.0);
         let ours = (y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
         assert!(ours.get(&x).is_none());
-        let want = (reference(&x, w.as_tensor(), gamma.as_tensor(), beta.as_tensor(), Some(Conv::General(g)), 1e-5, true) * &probe)
+        let want = (reference(&x, w.as_tensor(), gamma.as_tensor(), beta.as_tensor(), Some(Conv::General(g)), 1e-5, Act::Relu6) * &probe)
             .unwrap()
             .sum_all()
             .unwrap()
@@ -667,7 +671,7 @@ mod tests {
         let x = rand(&[3, 2, 4, 5], 1, -2.0, 3.0);
         let g = Tensor::ones(2, candle_core::DType::F32, &Device::Cpu).unwrap();
         let b = Tensor::zeros(2, candle_core::DType::F32, &Device::Cpu).unwrap();
-        let st = bn_act(&x, &g, &b, 1e-5, false).unwrap().stats;
+        let st = bn_act(&x, &g, &b, 1e-5, Act::None).unwrap().stats;
         let flat = x.transpose(0, 1).unwrap().flatten_from(1).unwrap();
         let mean = flat.mean(1).unwrap();
         let var = flat.broadcast_sub(&mean.unsqueeze(1).unwrap()).unwrap().sqr().unwrap().mean(1).unwrap();
@@ -680,7 +684,7 @@ mod tests {
         let x = rand(&[1, 3, 4, 4], 1, 0.0, 1.0);
         let w = rand(&[4, 2, 1, 1], 2, 0.0, 1.0);
         let g = rand(&[4], 3, 0.0, 1.0);
-        let err = conv_bn_act(&x, &w, &g, &g, Conv::Pointwise, 1e-5, true).err().expect("mismatched weight must fail");
+        let err = conv_bn_act(&x, &w, &g, &g, Conv::Pointwise, 1e-5, Act::Relu6).err().expect("mismatched weight must fail");
         assert!(err.to_string().contains("does not fit"), "{err}");
     }
 }

@@ -12,7 +12,32 @@ use candle_nn::{batch_norm, BatchNorm, BatchNormConfig, VarBuilder};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
     None,
+    /// max(0, x): DenseNet.
+    Relu,
+    /// min(max(0, x), 6): MobileNetV2, EfficientNet-Lite.
     Relu6,
+}
+
+impl Act {
+    /// The interval the activation clamps to (±∞ where it does not): the
+    /// fused kernels compute `x.max(lo).min(hi)` and pass the gradient
+    /// where `lo < x < hi`, without a branch.
+    pub fn bounds(self) -> (f32, f32) {
+        match self {
+            Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Act::Relu => (0.0, f32::INFINITY),
+            Act::Relu6 => (0.0, 6.0),
+        }
+    }
+
+    /// The activation composed from candle ops.
+    pub fn apply(self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Act::None => Ok(xs.clone()),
+            Act::Relu => xs.relu(),
+            Act::Relu6 => xs.clamp(0f32, 6f32),
+        }
+    }
 }
 
 /// How a convolution pads.
@@ -105,19 +130,14 @@ impl ConvBn {
         if let (true, true, Some((gamma, beta))) = (train, depthwise::supported(xs) && xs.rank() == 4, self.bn.weight_and_bias()) {
             // One fused op per layer (see `fused`), convolution included;
             // only grouped, non-depthwise convolutions run through candle first.
-            let relu6 = self.act == Act::Relu6;
             let out = match self.fused_conv(xs)? {
-                Some(kind) => fused::conv_bn_act(xs, &self.weight, gamma, beta, kind, self.bn.eps(), relu6)?,
-                None => fused::bn_act(&conv(xs, &self.weight, self.geometry, self.groups)?, gamma, beta, self.bn.eps(), relu6)?,
+                Some(kind) => fused::conv_bn_act(xs, &self.weight, gamma, beta, kind, self.bn.eps(), self.act)?,
+                None => fused::bn_act(&conv(xs, &self.weight, self.geometry, self.groups)?, gamma, beta, self.bn.eps(), self.act)?,
             };
-            self.update_running_stats(&out.stats, out.y.elem_count() / out.y.dim(1)?)?;
+            update_running_stats(&self.bn, &out.stats, out.y.elem_count() / out.y.dim(1)?)?;
             return Ok(out.y);
         }
-        let ys = self.bn.forward_t(&conv(xs, &self.weight, self.geometry, self.groups)?, train)?;
-        match self.act {
-            Act::None => Ok(ys),
-            Act::Relu6 => ys.clamp(0f32, 6f32),
-        }
+        self.act.apply(&self.bn.forward_t(&conv(xs, &self.weight, self.geometry, self.groups)?, train)?)
     }
 
     /// The weight and bias of the conv with its BatchNorm (running
@@ -140,15 +160,13 @@ impl ConvBn {
         let (w, b) = self.folded()?;
         let w = super::fake_quant::fake_quantize(&w, mriscreen::model::quant::Axes::OUT_FIRST, scheme)?;
         let b = super::fake_quant::round_f16(&b)?;
-        let relu6 = self.act == Act::Relu6;
         if depthwise::supported(xs) && xs.rank() == 4 {
             if let Some(kind) = self.fused_conv(xs)? {
-                return super::conv_act::conv_bias_act(xs, &w, &b, kind, relu6);
+                return super::conv_act::conv_bias_act(xs, &w, &b, kind, self.act);
             }
         }
         let out = b.dim(0)?;
-        let ys = conv(xs, &w, self.geometry, self.groups)?.broadcast_add(&b.reshape((1, out, 1, 1))?)?;
-        if relu6 { ys.clamp(0f32, 6f32) } else { Ok(ys) }
+        self.act.apply(&conv(xs, &w, self.geometry, self.groups)?.broadcast_add(&b.reshape((1, out, 1, 1))?)?)
     }
 
     /// The convolution the fused op can run itself, if this is one.
@@ -165,18 +183,18 @@ impl ConvBn {
             None
         })
     }
+}
 
-    /// Running mean and (unbiased) variance from a batch's `[2, C]` statistics
-    /// over `m` values per channel, as PyTorch and candle update them.
-    fn update_running_stats(&self, st: &Tensor, m: usize) -> Result<()> {
-        let m = m as f64;
-        let mom = self.bn.momentum();
-        let mean = candle_core::Var::from_tensor(self.bn.running_mean())?;
-        let var = candle_core::Var::from_tensor(self.bn.running_var())?;
-        mean.set(&((mean.as_tensor() * (1.0 - mom))? + (st.get(0)? * mom)?)?)?;
-        var.set(&((var.as_tensor() * (1.0 - mom))? + (st.get(1)? * (mom * m / (m - 1.0).max(1.0)))?)?)?;
-        Ok(())
-    }
+/// Updates `bn`'s running mean and (unbiased) variance from a batch's
+/// `[2, C]` statistics over `m` values per channel, as PyTorch and candle do.
+pub fn update_running_stats(bn: &BatchNorm, st: &Tensor, m: usize) -> Result<()> {
+    let m = m as f64;
+    let mom = bn.momentum();
+    let mean = candle_core::Var::from_tensor(bn.running_mean())?;
+    let var = candle_core::Var::from_tensor(bn.running_var())?;
+    mean.set(&((mean.as_tensor() * (1.0 - mom))? + (st.get(0)? * mom)?)?)?;
+    var.set(&((var.as_tensor() * (1.0 - mom))? + (st.get(1)? * (mom * m / (m - 1.0).max(1.0)))?)?)?;
+    Ok(())
 }
 
 /// A residual-capable block: a sequence of ConvBn, plus its input when

@@ -8,7 +8,7 @@
 use super::layers::{global_avg_pool, Act, Block, ConvBn, ConvSpec, Head, Padding};
 use candle_core::{Result, Tensor};
 use candle_nn::VarBuilder;
-use mriscreen::arch::{Arch, BlockSpec};
+use mriscreen::arch::{mobilenet_v2, Arch, BlockSpec};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -71,10 +71,10 @@ impl MobileNetV2 {
         let f = vb.pp("features");
         let spec = |inp, out, kernel, stride| ConvSpec { inp, out, kernel, stride, groups: 1, act: Act::Relu6, padding: Padding::Symmetric };
         let arch = cfg.arch();
-        let mut c = arch.stem_channels();
+        let mut c = mobilenet_v2::stem_channels(cfg.alpha);
         let stem = ConvBn::new(f.pp("0").pp("0"), f.pp("0").pp("1"), spec(3, c, 3, 2), BN_EPS, BN_MOMENTUM)?;
         let mut blocks = Vec::new();
-        for (i, block) in arch.blocks().iter().enumerate() {
+        for (i, block) in mobilenet_v2::blocks(cfg.alpha).iter().enumerate() {
             blocks.push(inverted_residual(f.pp((i + 1).to_string()), block)?);
             c = block.out;
         }

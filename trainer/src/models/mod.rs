@@ -1,18 +1,20 @@
 //! The trainer's model families (candle), one file each, built from the
 //! library's stage tables ([`mriscreen::arch`]), with parameter paths equal
 //! to the torchvision / lukemelas keys of pretrained files: MobileNetV2
-//! (width α) and EfficientNet-Lite0. Each has `new(vb, &cfg)`, `features_t`
+//! (width α), EfficientNet-Lite0 and DenseNet-BC. Each has `new(vb, &cfg)`, `features_t`
 //! (the headless model: the last feature map, for transfer learning and
 //! class-activation maps) and `forward_t(xs, train)`. The export names each
 //! ONNX weight after the conv's parameter path (trainer/src/export.rs).
 
 pub mod conv_act;
+pub mod densenet;
 pub mod depthwise;
 pub mod efficientnet_lite0;
 pub mod fake_quant;
 pub mod fused;
 pub mod layers;
 pub mod mobilenet_v2;
+pub mod pool;
 #[cfg(test)]
 mod imagenet_check;
 
@@ -41,12 +43,15 @@ use candle_nn::VarBuilder;
 pub enum Model {
     MobileNetV2(mobilenet_v2::MobileNetV2),
     EfficientNetLite0(efficientnet_lite0::EfficientNetLite0),
+    DenseNet(densenet::DenseNet),
 }
 
 pub use mriscreen::arch::Arch;
 
 /// Whether parameter `name` of `arch` trains when blocks `from..` (and the
-/// last conv and head) are unfrozen; `None` unfreezes everything.
+/// last conv and head) are unfrozen; `None` unfreezes everything. DenseNet's
+/// "blocks" are its dense blocks and transitions in order (see
+/// [`Model::num_blocks`]) and its last layer `features.norm5`.
 pub fn trainable(arch: Arch, name: &str, from: Option<usize>) -> bool {
     let Some(from) = from else { return true };
     if name.starts_with(head_prefix(arch)) {
@@ -59,6 +64,18 @@ pub fn trainable(arch: Arch, name: &str, from: Option<usize>) -> bool {
                 return true;
             }
             name.strip_prefix("_blocks.").and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok())
+        }
+        Arch::DenseNet(_) => {
+            if name.starts_with("features.norm5.") {
+                return true;
+            }
+            if name.starts_with("features.conv0.") || name.starts_with("features.norm0.") {
+                return false;
+            }
+            let unit = |prefix: &str, offset: usize| {
+                name.strip_prefix(prefix).and_then(|r| r.split('.').next()).and_then(|i| i.parse::<usize>().ok()).map(|i| 2 * (i - 1) + offset)
+            };
+            unit("features.denseblock", 0).or_else(|| unit("features.transition", 1))
         }
     };
     // MobileNetV2's stem is features.0 (block index wraps to usize::MAX:
@@ -75,6 +92,7 @@ pub fn head_prefix(arch: Arch) -> &'static str {
     match arch {
         Arch::MobileNetV2 { .. } => "classifier.",
         Arch::EfficientNetLite0 => "_fc.",
+        Arch::DenseNet(_) => "classifier.",
     }
 }
 
@@ -91,6 +109,7 @@ impl Model {
                 cfg.seed = seed;
                 Model::EfficientNetLite0(efficientnet_lite0::EfficientNetLite0::new(vb, &cfg)?)
             }
+            Arch::DenseNet(net) => Model::DenseNet(densenet::DenseNet::new(vb, &densenet::Config { net, classes, seed })?),
         })
     }
 
@@ -98,6 +117,7 @@ impl Model {
         match self {
             Model::MobileNetV2(m) => m.features_t(xs, train),
             Model::EfficientNetLite0(m) => m.features_t(xs, train),
+            Model::DenseNet(m) => m.features_t(xs, train),
         }
     }
 
@@ -105,22 +125,36 @@ impl Model {
         match self {
             Model::MobileNetV2(m) => m.forward_t(xs, train),
             Model::EfficientNetLite0(m) => m.forward_t(xs, train),
+            Model::DenseNet(m) => m.forward_t(xs, train),
         }
     }
 
-    /// Number of inverted-residual / MBConv blocks.
+    /// Number of blocks the stages unfreeze from the top: inverted-residual
+    /// / MBConv blocks, or DenseNet's dense blocks and transitions.
     pub fn num_blocks(&self) -> usize {
         match self {
             Model::MobileNetV2(m) => m.features.blocks.len(),
             Model::EfficientNetLite0(m) => m.blocks.len(),
+            Model::DenseNet(m) => m.units.len(),
         }
     }
 
-    /// The parts every family shares: stem, blocks, last conv, head.
-    pub fn parts(&self) -> (&layers::ConvBn, &[layers::Block], &layers::ConvBn, &layers::Head) {
+    /// The parts the inverted-residual families share: stem, blocks, last
+    /// conv, head; `None` for DenseNet.
+    pub fn parts(&self) -> Option<(&layers::ConvBn, &[layers::Block], &layers::ConvBn, &layers::Head)> {
         match self {
-            Model::MobileNetV2(m) => (&m.features.stem, &m.features.blocks, &m.features.last, &m.head),
-            Model::EfficientNetLite0(m) => (&m.stem, &m.blocks, &m.last, &m.head),
+            Model::MobileNetV2(m) => Some((&m.features.stem, &m.features.blocks, &m.features.last, &m.head)),
+            Model::EfficientNetLite0(m) => Some((&m.stem, &m.blocks, &m.last, &m.head)),
+            Model::DenseNet(_) => None,
+        }
+    }
+
+    /// The classifier head.
+    pub fn head(&self) -> &layers::Head {
+        match self {
+            Model::MobileNetV2(m) => &m.head,
+            Model::EfficientNetLite0(m) => &m.head,
+            Model::DenseNet(m) => &m.head,
         }
     }
 
@@ -130,7 +164,11 @@ impl Model {
     /// computed through it. `None` trains everything.
     pub fn forward_partial(&self, xs: &Tensor, from: Option<usize>) -> Result<Tensor> {
         let Some(from) = from else { return self.forward_t(xs, true) };
-        let (stem, blocks, last, head) = self.parts();
+        let (stem, blocks, last, head) = match (self, self.parts()) {
+            (Model::DenseNet(m), _) => return m.forward_partial(xs, from),
+            (_, Some(parts)) => parts,
+            (_, None) => unreachable!("every family but DenseNet has the common parts"),
+        };
         let mut ys = stem.forward_t(xs, false)?;
         for b in &blocks[..from.min(blocks.len())] {
             ys = b.forward_t(&ys, false)?;
@@ -148,7 +186,11 @@ impl Model {
     /// fake-quantized with `scheme`, biases in float16; `train` only
     /// switches the head's dropout.
     pub fn forward_qat(&self, xs: &Tensor, scheme: mriscreen::model::quant::Scheme, train: bool) -> Result<Tensor> {
-        let (stem, blocks, last, head) = self.parts();
+        let (stem, blocks, last, head) = match (self, self.parts()) {
+            (Model::DenseNet(m), _) => return m.forward_qat(xs, scheme, train),
+            (_, Some(parts)) => parts,
+            (_, None) => unreachable!("every family but DenseNet has the common parts"),
+        };
         let mut ys = stem.forward_qat(xs, scheme)?;
         for b in blocks {
             ys = b.forward_qat(&ys, scheme)?;
@@ -159,9 +201,35 @@ impl Model {
 
     /// The classifier head alone, on pooled features `[N, C]`.
     pub fn head_t(&self, pooled: &Tensor, train: bool) -> Result<Tensor> {
-        match self {
-            Model::MobileNetV2(m) => m.head.forward_t(pooled, train),
-            Model::EfficientNetLite0(m) => m.head.forward_t(pooled, train),
+        self.head().forward_t(pooled, train)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+    use candle_nn::VarMap;
+
+    /// The freeze rule (which parameters the optimizer gets) and the partial
+    /// forward pass (which parameters receive a gradient) agree for every
+    /// family: no trained parameter is frozen in the graph, none the graph
+    /// trains is left out of the optimizer.
+    #[test]
+    fn the_freeze_rule_matches_the_partial_forward_pass() {
+        for arch in [Arch::MobileNetV2 { alpha: 0.35 }, Arch::EfficientNetLite0, Arch::DenseNet(mriscreen::arch::DenseNet::D32)] {
+            let varmap = VarMap::new();
+            let model = Model::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), arch, 4, 0).unwrap();
+            let from = model.num_blocks() - 2;
+            let x = testing::rand(&[2, 3, 64, 64], 1, -1.0, 1.0);
+            let grads = model.forward_partial(&x, Some(from)).unwrap().sum_all().unwrap().backward().unwrap();
+            let data = varmap.data().lock().unwrap();
+            for (name, var) in data.iter().filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var")) {
+                let has_gradient = grads.get(var.as_tensor()).is_some();
+                assert_eq!(trainable(arch, name, Some(from)), has_gradient, "{arch}: {name}");
+                assert!(trainable(arch, name, None), "{arch}: {name}");
+            }
+            assert!(data.keys().any(|n| !trainable(arch, n, Some(from))), "{arch}: something stays frozen");
         }
     }
 }

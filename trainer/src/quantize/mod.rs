@@ -466,7 +466,7 @@ mod tests {
     #[test]
     fn ops_the_quantizer_does_not_compress_are_listed() {
         // DenseNet-style: BatchNormalization after Concat (pre-activation) cannot fold.
-        let bytes = random::densenet(&[2, 2], 8, &RandomNet::new(&mriscreen::CLASSES, 64, 2));
+        let bytes = random::densenet(&mriscreen::arch::densenet::Config::custom(&[2, 2], 8), &RandomNet::new(&mriscreen::CLASSES, 64, 2));
         let (_, report) = quantize(&bytes, &LoadOptions::default(), &opts(Precision::Int8, Scheme::int8())).unwrap();
         assert!(!report.left_in_fp32.is_empty());
         assert!(report.left_in_fp32.iter().all(|l| l.contains("BatchNormalization")), "{:?}", report.left_in_fp32);

@@ -41,8 +41,10 @@ pub struct Args {
     pub out: PathBuf,
     /// Model family: mobilenet-v2 (width set by --alpha; at width 1.0 from torchvision's ImageNet weights
     /// in .cache/weights, see scripts/fetch-pretrained, unless --no-pretrained; other widths from scratch
-    /// unless --weights names a file) or efficientnet-lite0 (ImageNet weights from .cache/weights unless
-    /// --no-pretrained).
+    /// unless --weights names a file), efficientnet-lite0 (ImageNet weights from .cache/weights unless
+    /// --no-pretrained), or densenet121, densenet101 (the paper's teacher) or densenet32 (its student),
+    /// from scratch unless --weights names a file (torchvision's densenet121-*.pth loads by name); from
+    /// scratch, train every layer: --epochs 0,0,N.
     #[arg(long, default_value = "mobilenet-v2", value_parser = |s: &str| s.parse::<Arch>())]
     pub arch: Arch,
     /// MobileNetV2 width multiplier (0.35, 0.5, 0.75, 1.0).

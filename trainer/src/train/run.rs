@@ -23,13 +23,15 @@ use std::time::Instant;
 
 /// Where `scripts/fetch-pretrained` puts the ImageNet weights of `arch`, if
 /// any exist for it: EfficientNet-Lite0, and MobileNetV2 at width 1.0
-/// (torchvision's IMAGENET1K_V1 file; no other width is published in a registry).
+/// (torchvision's IMAGENET1K_V1 file; no other width is published in a
+/// registry). DenseNets train from scratch unless `--weights` names a file
+/// (torchvision's `densenet121-*.pth` loads by name).
 pub fn default_weights(arch: Arch) -> Option<PathBuf> {
     let cache = std::env::var_os("MRISCREEN_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".cache"));
     match arch {
         Arch::EfficientNetLite0 => Some(cache.join("weights/efficientnet-lite0-57934424.pth")),
         Arch::MobileNetV2 { alpha } if alpha == 1.0 => Some(cache.join("weights/mobilenet_v2-b0353104.pth")),
-        Arch::MobileNetV2 { .. } => None,
+        Arch::MobileNetV2 { .. } | Arch::DenseNet(_) => None,
     }
 }
 
