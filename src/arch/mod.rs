@@ -68,14 +68,6 @@ impl Arch {
         }
     }
 
-    /// How much smaller than the input the last feature map is.
-    pub fn reduction(&self) -> usize {
-        match self {
-            Arch::MobileNetV2 { .. } | Arch::EfficientNetLite0 => 32,
-            Arch::DenseNet(d) => d.config().reduction(),
-        }
-    }
-
     /// The same family with width `alpha` (MobileNetV2 only; others are fixed).
     pub fn with_alpha(self, alpha: f32) -> Self {
         match self {
