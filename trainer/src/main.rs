@@ -77,13 +77,15 @@ enum Command {
     Quantize(cmd::quantize::Args),
     /// Compare compressed variants with their parent on a test split: accuracy (95 % CI), McNemar, paired bootstrap, calibration, bytes, latency; JSON, Markdown and SVG charts.
     Compare(cmd::compare::Args),
+    /// Train a compact student from a teacher (knowledge distillation, the teacher on the same augmented image every step); every `train` flag applies, with --student for --arch and --width for MobileNetV2's --alpha.
+    Distill(Box<cmd::distill::Args>),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // Only training churns through large tensors; `predict` and the rest keep
     // the allocator's defaults (no 16 GiB reservation).
-    if matches!(cli.command, Command::Train(_) | Command::BenchTrain(_)) {
+    if matches!(cli.command, Command::Train(_) | Command::Distill(_) | Command::BenchTrain(_)) {
         keep_freed_memory();
     }
     let result = match cli.command {
@@ -93,6 +95,7 @@ fn main() -> std::process::ExitCode {
         Command::Synth(a) => synth::run(a),
         Command::Calibrate(a) => cmd::calibrate::run(a),
         Command::Train(a) => train::run(*a),
+        Command::Distill(a) => train::run(a.train),
         Command::BenchTrain(a) => bench_train::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Leakage(a) => leakage::run(a),

@@ -179,3 +179,67 @@ fn bad_datasets_are_explained() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("astrocytoma") && err.contains("glioma_tumor"), "{err}");
 }
+
+fn distill(out: &Path, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["distill", "--data"]).arg(dataset()).arg("--out").arg(out);
+    c.args(["--size", "64", "--batch", "16", "--seed", "5"]);
+    if !extra.contains(&"--epochs") {
+        c.args(["--epochs", "0,0,1"]);
+    }
+    c.args(extra);
+    c
+}
+
+fn random_teacher(name: &str, classes: &str) -> PathBuf {
+    let path = tmp(name).with_extension("onnx");
+    let args = ["random-model", "--arch", "mobilenet-v2", "--alpha", "0.35", "--size", "96", "--seed", "9", "--classes", classes, "--out"];
+    ok(bin().args(args).arg(&path).output().unwrap(), "random-model");
+    path
+}
+
+#[test]
+fn distill_a_student_with_and_without_its_teacher() {
+    // A teacher at another input size, its classes in another order.
+    let teacher = random_teacher("teacher", "pituitary,notumor,meningioma,glioma");
+    let run = tmp("distilled");
+    ok(distill(&run, &["--teacher", teacher.to_str().unwrap(), "--tau", "2"]).output().unwrap(), "distill");
+    let config = json(&run.join("train_config.json"));
+    assert_eq!(config["distill"]["alpha"], 0.7, "{config}");
+    assert_eq!(config["distill"]["tau"], 2.0);
+    let package = mriscreen::ModelPackage::read(&std::fs::read(run.join("model.onnx")).unwrap(), &Default::default()).unwrap();
+    assert_eq!(package.info.arch.as_deref(), Some("densenet32"), "the default student");
+    let teacher_sha = mriscreen::model::sha256_hex(&std::fs::read(&teacher).unwrap());
+    let trained_on = package.info.trained_on.unwrap();
+    assert!(trained_on.contains("distilled from") && trained_on.contains(&teacher_sha[..12]) && trained_on.contains("τ = 2"), "{trained_on}");
+    let card = std::fs::read_to_string(run.join("model_card.md")).unwrap();
+    assert!(card.contains("distilled from") && card.contains("not a diagnostic device"), "{card}");
+    assert_eq!(json(&run.join("evaluation.json"))["n"], 40);
+
+    // The ablation: the same run without a teacher.
+    let plain = tmp("undistilled");
+    ok(distill(&plain, &["--alpha", "0"]).output().unwrap(), "distill --alpha 0");
+    let card = std::fs::read_to_string(plain.join("model_card.md")).unwrap();
+    assert!(card.contains("no distillation"), "{card}");
+
+    // What cannot work is refused before any folder is made.
+    let refused = tmp("refused");
+    let out = distill(&refused, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--teacher is required"), "{}", String::from_utf8_lossy(&out.stderr));
+    let stranger = random_teacher("stranger", "glioma_tumor,meningioma_tumor,no_tumor,pituitary_tumor");
+    let out = distill(&refused, &["--teacher", stranger.to_str().unwrap()]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no_tumor") && stderr.contains("notumor") && stderr.contains("--teacher-map"), "{stderr}");
+    assert!(!refused.exists(), "a run that cannot start leaves nothing behind");
+    let map = "glioma_tumor=glioma,meningioma_tumor=meningioma,no_tumor=notumor,pituitary_tumor=pituitary";
+    let out = distill(&refused, &["--teacher", stranger.to_str().unwrap(), "--teacher-map", map, "--epochs", "1,0,0", "--student", "mobilenet-v2", "--width", "0.35"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let package = mriscreen::ModelPackage::read(&std::fs::read(refused.join("model.onnx")).unwrap(), &Default::default()).unwrap();
+    assert_eq!(package.info.arch.as_deref(), Some("mobilenet_v2_0.35"), "--student and --width");
+    for d in [run, plain, refused, teacher, stranger] {
+        let _ = std::fs::remove_dir_all(&d);
+        let _ = std::fs::remove_file(&d);
+    }
+}

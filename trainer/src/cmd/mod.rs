@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_train;
 pub mod calibrate;
 pub mod compare;
+pub mod distill;
 pub mod evaluate;
 pub mod leakage;
 pub mod predict;

@@ -28,33 +28,48 @@ impl Dataset {
     ///
     /// Panics if a position is outside the split (a caller bug, not bad input).
     pub fn batch(&self, split: Split, indices: &[usize], spec: &InputSpec, augment: Option<(&AugmentConfig, u64)>) -> (Vec<f32>, Vec<u32>) {
+        let (mut views, labels) = self.batch_views(split, indices, &[spec], augment);
+        (views.pop().unwrap_or_default(), labels)
+    }
+
+    /// [`Dataset::batch`] for several input contracts at once: each image is
+    /// augmented once and that one augmented image is preprocessed for every
+    /// spec (a student and its teacher see the same image, each at its own
+    /// size). Returns one batch per spec, and the labels.
+    pub fn batch_views(&self, split: Split, indices: &[usize], specs: &[&InputSpec], augment: Option<(&AugmentConfig, u64)>) -> (Vec<Vec<f32>>, Vec<u32>) {
         let ids: Vec<usize> = indices.iter().map(|&i| self.split(split)[i]).collect();
         let labels = ids.iter().map(|&i| self.samples[i].label).collect();
-        let per = spec.len();
-        let mut out = vec![0.0f32; ids.len() * per];
-        if ids.is_empty() || per == 0 {
+        let pers: Vec<usize> = specs.iter().map(|s| s.len()).collect();
+        let mut out: Vec<Vec<f32>> = pers.iter().map(|&per| vec![0.0f32; ids.len() * per]).collect();
+        if ids.is_empty() || pers.contains(&0) {
             return (out, labels);
+        }
+        let one = |id: usize, dst: &mut [&mut [f32]]| {
+            let image = &self.samples[id].image;
+            let augmented = augment.map(|(cfg, seed)| augment_one(image, cfg, seed, id));
+            for (spec, d) in specs.iter().zip(dst.iter_mut()) {
+                d.copy_from_slice(&preprocess(augmented.as_ref().unwrap_or(image), spec));
+            }
+        };
+        // Each image's slice of every view.
+        let mut slots: Vec<Vec<&mut [f32]>> = (0..ids.len()).map(|_| Vec::with_capacity(specs.len())).collect();
+        for (view, &per) in out.iter_mut().zip(&pers) {
+            for (slot, d) in slots.iter_mut().zip(view.chunks_mut(per)) {
+                slot.push(d);
+            }
         }
         let threads = self.threads.clamp(1, ids.len());
         let chunk = ids.len().div_ceil(threads);
-        let one = |id: usize, dst: &mut [f32]| {
-            let image = &self.samples[id].image;
-            let tensor = match augment {
-                Some((cfg, seed)) => preprocess(&augment_one(image, cfg, seed, id), spec),
-                None => preprocess(image, spec),
-            };
-            dst.copy_from_slice(&tensor);
-        };
         if threads == 1 {
-            for (&id, dst) in ids.iter().zip(out.chunks_mut(per)) {
+            for (&id, dst) in ids.iter().zip(slots.iter_mut()) {
                 one(id, dst);
             }
         } else {
             std::thread::scope(|s| {
-                for (ids, dst) in ids.chunks(chunk).zip(out.chunks_mut(chunk * per)) {
+                for (ids, dst) in ids.chunks(chunk).zip(slots.chunks_mut(chunk)) {
                     let one = &one;
                     s.spawn(move || {
-                        for (&id, d) in ids.iter().zip(dst.chunks_mut(per)) {
+                        for (&id, d) in ids.iter().zip(dst.iter_mut()) {
                             one(id, d);
                         }
                     });

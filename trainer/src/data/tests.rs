@@ -414,6 +414,24 @@ fn batches_are_preprocessed_labelled_and_thread_independent() {
     assert_eq!(&alone.0[..], &one.0[2 * spec.len()..3 * spec.len()]);
 }
 
+#[test]
+fn every_view_of_a_batch_is_the_same_augmented_image() {
+    let root = tempdir("views");
+    class_folders(&root, "", &NICKPARVAR, &[6, 6, 6, 6]);
+    let ds = load_dataset(&root, &opts()).unwrap();
+    let small = InputSpec { width: 32, height: 24, intensity: Intensity::Robust, ..InputSpec::default() };
+    let large = InputSpec { width: 64, height: 64, intensity: Intensity::Robust, ..InputSpec::default() };
+    let idx = &ds.epoch_order(Split::Train, 5)[..4];
+    let cfg = AugmentConfig::default();
+    let (views, labels) = ds.batch_views(Split::Train, idx, &[&small, &large], Some((&cfg, 11)));
+    assert_eq!(views.len(), 2);
+    let (s, ls) = ds.batch(Split::Train, idx, &small, Some((&cfg, 11)));
+    let (l, _) = ds.batch(Split::Train, idx, &large, Some((&cfg, 11)));
+    assert_eq!((&views[0], &views[1], &labels), (&s, &l, &ls), "each view equals that spec's batch of the same augmentation");
+    let (plain, _) = ds.batch(Split::Train, idx, &large, None);
+    assert_ne!(views[1], plain, "the views are augmented");
+}
+
 /// Timing, not a test: `cargo test --release -p trainer --bin mriscreen
 /// data::tests::time_2000_images -- --ignored --nocapture`. Loads a generated
 /// Training/ + Testing/ fixture of 2,000 256-px JPEGs (100 test images are

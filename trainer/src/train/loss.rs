@@ -17,10 +17,18 @@ pub fn cross_entropy(logits: &Tensor, labels: &[u32], smoothing: f32, weights: O
             w[i] = cw[l as usize];
         }
     }
-    let total: f32 = w.iter().sum();
+    soft_cross_entropy(logits, target, &w)
+}
+
+/// Cross-entropy of `logits` `[N,C]` against soft targets `[N,C]` (rows
+/// summing to 1, row-major), each sample weighted `weights[i]`: the weighted
+/// mean over the batch.
+pub fn soft_cross_entropy(logits: &Tensor, target: Vec<f32>, weights: &[f32]) -> Result<Tensor> {
+    let (n, c) = logits.dims2()?;
+    let total: f32 = weights.iter().sum();
     let device = logits.device();
     let target = Tensor::from_vec(target, (n, c), device)?;
-    let w = Tensor::from_vec(w, n, device)?;
+    let w = Tensor::from_vec(weights.to_vec(), n, device)?;
     let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
     let per_sample = (target * logp)?.sum(D::Minus1)?.neg()?;
     (per_sample * w)?.sum_all()? / f64::from(total)

@@ -18,6 +18,7 @@
 
 mod card;
 mod checkpoint;
+pub mod distill;
 mod loss;
 mod optim;
 mod run;
@@ -136,6 +137,10 @@ pub struct Args {
     /// Input channels per int4 scale for --qat int4 (as `mriscreen quantize --block`).
     #[arg(long, default_value_t = mriscreen::model::quant::DEFAULT_BLOCK)]
     pub qat_block: usize,
+    /// Knowledge distillation (set by `mriscreen distill`; `None` for `train`).
+    #[arg(skip)]
+    #[serde(default)]
+    pub distill: Option<distill::Distill>,
 }
 
 /// Precision of quantization-aware training.

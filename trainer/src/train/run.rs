@@ -2,7 +2,8 @@
 //! export and evaluation (see the module docs of `train`).
 
 use super::checkpoint;
-use super::loss::{argmax, cross_entropy};
+use super::distill::{kd_loss, Mix, Teacher};
+use super::loss::{argmax, cross_entropy, soft_cross_entropy};
 use super::optim::AdamW;
 use super::{Args, EpochMetrics, State};
 use crate::data::{load_dataset, Dataset, DatasetOptions, Split};
@@ -74,6 +75,9 @@ fn check_args(a: &Args) -> Result<()> {
             bail!("--qat-block {} must be a positive multiple of 2 (e.g. 32)", a.qat_block);
         }
     }
+    if let Some(d) = &a.distill {
+        d.check()?;
+    }
     if let Some(p) = &a.init {
         if !p.exists() {
             bail!("--init {}: no such file or folder", p.display());
@@ -82,8 +86,8 @@ fn check_args(a: &Args) -> Result<()> {
     Ok(())
 }
 
-/// Creates `out`, refusing to overwrite an earlier run unless asked to.
-fn prepare_out(a: &Args) -> Result<()> {
+/// Refuses to overwrite an earlier run unless asked to (before any work).
+fn check_out(a: &Args) -> Result<()> {
     let non_empty = a.out.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false);
     if a.resume {
         if !a.out.join("checkpoint.safetensors").exists() {
@@ -91,10 +95,16 @@ fn prepare_out(a: &Args) -> Result<()> {
         }
         return Ok(());
     }
-    if non_empty {
-        if !a.force {
-            bail!("{} already holds files (an earlier run?); pass --resume to continue it or --force to replace it", a.out.display());
-        }
+    if non_empty && !a.force {
+        bail!("{} already holds files (an earlier run?); pass --resume to continue it or --force to replace it", a.out.display());
+    }
+    Ok(())
+}
+
+/// Creates `out` (emptied with --force), once the data and the teacher have
+/// loaded: a run that cannot start leaves nothing behind.
+fn create_out(a: &Args) -> Result<()> {
+    if !a.resume && a.force && a.out.exists() {
         std::fs::remove_dir_all(&a.out).with_context(|| format!("clearing {}", a.out.display()))?;
     }
     std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))
@@ -163,8 +173,7 @@ fn score(ds: &Dataset, split: Split, batch: usize, labels_all: &[u32], mut logit
 
 pub fn run(a: Args) -> Result<ExitCode> {
     check_args(&a)?;
-    prepare_out(&a)?;
-    std::fs::write(a.out.join("train_config.json"), serde_json::to_string_pretty(&a)? + "\n")?;
+    check_out(&a)?;
     eprintln!("{}", mriscreen::DISCLAIMER);
 
     let opts = DatasetOptions {
@@ -191,6 +200,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
             bail!("the {} split is empty; the dataset needs more images per class", split.name());
         }
     }
+    let teacher = match &a.distill {
+        Some(d) if d.alpha > 0.0 => Some(Teacher::load(d.teacher.as_deref().context("--teacher")?, &ds.classes, &d.teacher_map)?),
+        _ => None,
+    };
+    create_out(&a)?;
+    std::fs::write(a.out.join("train_config.json"), serde_json::to_string_pretty(&a)? + "\n")?;
     std::fs::write(a.out.join("dataset_report.json"), serde_json::to_string_pretty(&ds.report)? + "\n")?;
     eprintln!("{}", ds.report.summary());
 
@@ -227,6 +242,15 @@ pub fn run(a: Args) -> Result<ExitCode> {
         None => (pretrained_note, None),
     };
     let qat = a.qat_scheme();
+    let pretrained_note = match &a.distill {
+        Some(d) => {
+            let note = d.describe(teacher.as_ref());
+            eprintln!("{note}");
+            format!("{pretrained_note}; {note}")
+        }
+        None => pretrained_note,
+    };
+    let mixup = a.distill.as_ref().map_or(0.0, |d| d.mixup);
 
     let ckpt_path = a.out.join("checkpoint.safetensors");
     let best_path = a.out.join("best.safetensors");
@@ -250,6 +274,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let augment = a.augment();
     let blocks = model.num_blocks();
     let mut features_cache: Option<(Tensor, Tensor)> = None;
+    // The teacher's logits of the unaugmented training images (stage 1 trains on cached features of those).
+    let mut teacher_cache: Option<Vec<f32>> = None;
 
     while state.stage <= 3 {
         let s = state.stage;
@@ -270,6 +296,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         }
         if epochs > 0 && s == 1 && features_cache.is_none() {
             features_cache = Some((pooled(&model, &ds, Split::Train, &spec, a.batch)?, pooled(&model, &ds, Split::Val, &spec, a.batch)?));
+            if let Some(t) = &teacher {
+                teacher_cache = Some(t.split_logits(&ds, Split::Train, a.batch)?);
+            }
         }
         let n = train_labels.len();
         let steps_per_epoch = n.div_ceil(a.batch);
@@ -285,19 +314,45 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 let step = e * steps_per_epoch + bi;
                 opt.lr = a.lr[s - 1] * 0.5 * (1.0 + (std::f64::consts::PI * step as f64 / total_steps as f64).cos());
                 let labels: Vec<u32> = chunk.iter().map(|&i| train_labels[i]).collect();
-                let logits = if s == 1 {
+                let c = classes.len();
+                let mut mix = None;
+                let (logits, teacher_logits) = if s == 1 {
                     let (train_f, _) = features_cache.as_ref().context("feature cache")?;
                     let idx = Tensor::from_vec(chunk.iter().map(|&i| i as u32).collect::<Vec<_>>(), chunk.len(), &device)?;
-                    model.head_t(&train_f.index_select(&idx, 0)?, true)?
+                    let taught = teacher_cache.as_ref().map(|t| chunk.iter().flat_map(|&i| t[i * c..(i + 1) * c].iter().copied()).collect::<Vec<f32>>());
+                    (model.head_t(&train_f.index_select(&idx, 0)?, true)?, taught)
                 } else {
-                    let (x, _) = ds.batch(Split::Train, chunk, &spec, augment.as_ref().map(|c| (c, epoch_seed)));
+                    // One augmentation per image, preprocessed for the student and, at its own size, the teacher.
+                    let mut specs = vec![&spec];
+                    specs.extend(teacher.as_ref().map(|t| &t.spec));
+                    let (mut views, _) = ds.batch_views(Split::Train, chunk, &specs, augment.as_ref().map(|c| (c, epoch_seed)));
+                    if mixup > 0.0 {
+                        let m = Mix::draw(chunk.len(), mixup, epoch_seed ^ ((bi as u64) << 8));
+                        for (v, sp) in views.iter_mut().zip(&specs) {
+                            *v = m.images(v, sp.len());
+                        }
+                        mix = Some(m);
+                    }
+                    let taught = match (&teacher, views.get(1)) {
+                        (Some(t), Some(x)) => Some(t.logits(x)?),
+                        _ => None,
+                    };
+                    let x = views.swap_remove(0);
                     let xs = Tensor::from_vec(x, (chunk.len(), 3, a.size, a.size), &device)?;
-                    match qat {
+                    let logits = match qat {
                         Some((_, scheme)) => model.forward_qat(&xs, scheme, true)?,
                         None => model.forward_partial(&xs, from)?,
-                    }
+                    };
+                    (logits, taught)
                 };
-                let loss = cross_entropy(&logits, &labels, a.label_smoothing, class_weights.as_deref())?;
+                let ce = match &mix {
+                    Some(m) => soft_cross_entropy(&logits, m.targets(&labels, c, a.label_smoothing), &m.weights(&labels, class_weights.as_deref()))?,
+                    None => cross_entropy(&logits, &labels, a.label_smoothing, class_weights.as_deref())?,
+                };
+                let loss = match (teacher_logits, &a.distill) {
+                    (Some(t), Some(d)) => ((kd_loss(&logits, &t, d.tau)? * f64::from(d.alpha))? + (ce * f64::from(1.0 - d.alpha))?)?,
+                    _ => ce,
+                };
                 opt.step(&loss.backward()?)?;
                 let l = f64::from(loss.to_scalar::<f32>()?);
                 if !l.is_finite() {
@@ -367,6 +422,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         state.stage_best = None;
         state.steps = 0;
         features_cache = None;
+        teacher_cache = None;
     }
 
     finish(&a, &ds, &model, &varmap, &spec, &state, &pretrained_note, init_sha256)
