@@ -169,24 +169,12 @@ pub fn parse_map(s: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-/// α · τ² · mean over the batch of KL(softmax(t/τ) ‖ softmax(s/τ)); the
-/// teacher's logits are constants (`[N, C]`, row-major).
+/// τ² · mean over the batch of KL(softmax(t/τ) ‖ softmax(s/τ)) (the caller
+/// weighs it by α); the teacher's logits are constants (`[N, C]`, row-major).
 pub fn kd_loss(student: &Tensor, teacher: &[f32], tau: f32) -> candle_core::Result<Tensor> {
     let (n, c) = student.dims2()?;
-    let mut p = Vec::with_capacity(n * c);
-    let mut plogp = 0.0f64;
-    for row in teacher.chunks(c) {
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let e: Vec<f64> = row.iter().map(|&t| f64::from((t - m) / tau).exp()).collect();
-        let z: f64 = e.iter().sum();
-        for v in e {
-            let q = v / z;
-            if q > 0.0 {
-                plogp += q * q.ln();
-            }
-            p.push(q as f32);
-        }
-    }
+    let p: Vec<f32> = teacher.chunks(c).flat_map(|row| mriscreen::softmax(row, tau)).collect();
+    let plogp: f64 = p.iter().filter(|&&q| q > 0.0).map(|&q| f64::from(q) * f64::from(q).ln()).sum();
     let p = Tensor::from_vec(p, (n, c), student.device())?;
     let log_q = candle_nn::ops::log_softmax(&(student / f64::from(tau))?, D::Minus1)?;
     // KL = Σ p log p − Σ p log q; the first term is a constant.
@@ -196,9 +184,9 @@ pub fn kd_loss(student: &Tensor, teacher: &[f32], tau: f32) -> candle_core::Resu
 
 /// Mixup (Zhang et al. 2018) of a batch: image `i` becomes
 /// λᵢ·xᵢ + (1 − λᵢ)·x_π(i) with λᵢ ~ Beta(m, m) and π a seeded permutation.
-/// The same pairs and weights apply to every view of the batch (student
-/// and teacher inputs at their own sizes), since preprocessing is linear
-/// after the intensity window.
+/// Mixing is done on the preprocessed tensors, with the same pairs and
+/// weights for every view of the batch (student and teacher inputs at their
+/// own sizes), so both see a mixture of the same two augmented images.
 pub struct Mix {
     pub partner: Vec<usize>,
     pub lambda: Vec<f32>,
