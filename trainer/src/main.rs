@@ -13,6 +13,7 @@ mod files;
 mod model_args;
 mod models;
 mod quantize;
+mod reproduce;
 mod synth;
 mod train;
 mod weights;
@@ -79,6 +80,8 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Train a compact student from a teacher (knowledge distillation, the teacher on the same augmented image every step); every `train` flag applies, with --student for --arch and --width for MobileNetV2's --alpha.
     Distill(Box<cmd::distill::Args>),
+    /// Reproduce the paper's whole table on one dataset: MobileNetV2 three-stage transfer learning (3 seeds), fp16/int8/int4 PTQ and QAT, DenseNet-101 and EfficientNet teachers distilled into DenseNet-32 students (and the no-distillation ablation), every comparison, and a report; resumable.
+    Reproduce(reproduce::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -101,6 +104,7 @@ fn main() -> std::process::ExitCode {
         Command::Leakage(a) => leakage::run(a),
         Command::Quantize(a) => cmd::quantize::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Reproduce(a) => reproduce::run(a),
     };
     match result {
         Ok(code) => code,

@@ -243,3 +243,72 @@ fn distill_a_student_with_and_without_its_teacher() {
         let _ = std::fs::remove_file(&d);
     }
 }
+
+fn reproduce(out: &Path, extra: &[&str]) -> Output {
+    bin().args(["reproduce", "--quick", "--out"]).arg(out).args(extra).output().unwrap()
+}
+
+fn refused(out: Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "expected {n:?} in:\n{stderr}");
+    }
+}
+
+#[test]
+fn reproduce_the_whole_table_at_toy_scale_and_resume_it() {
+    let out = tmp("reproduce");
+    // Stop part-way (as a kill between steps would), then the same command finishes the rest.
+    let first = ok(reproduce(&out, &["--until", "mnv2-fp16-seed0"]), "reproduce --until");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("stopped after mnv2-fp16-seed0"));
+    assert!(out.join("steps/mnv2-fp16-seed0.json").exists());
+    assert!(!out.join("steps/mnv2-fp32-seed1.json").exists(), "nothing after --until ran");
+    // A training step that was interrupted after its last checkpoint continues from it.
+    std::fs::remove_file(out.join("steps/mnv2-fp32-seed0.json")).unwrap();
+    let epochs = json(&out.join("runs/mnv2-fp32-seed0/metrics.json")).as_array().unwrap().len();
+    let second = ok(reproduce(&out, &[]), "reproduce (resumed)");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("mnv2-fp16-seed0: done already"), "{stderr}");
+    assert!(stderr.contains("--out") && stderr.contains("mnv2-fp32-seed0 --resume"), "the interrupted run resumes: {stderr}");
+    assert_eq!(json(&out.join("runs/mnv2-fp32-seed0/metrics.json")).as_array().unwrap().len(), epochs, "no epoch trained twice");
+
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("not a diagnostic device") && md.contains("synthetic"), "{md}");
+    assert!(!md.contains("its step has not run"), "every strategy has measured numbers:\n{md}");
+    for strategy in ["Three-stage transfer learning", "Float16", "Quantization-aware training, int8", "DenseNet-101 → DenseNet-32", "Low-bit PTQ of the student"] {
+        assert!(md.contains(strategy), "{strategy}");
+    }
+    assert!(md.contains("n = 32") && md.contains("6.14×") && md.contains("No external dataset was given"), "{md}");
+    let report = json(&out.join("report.json"));
+    let rows = report["paper_rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 13);
+    // Every row but the reference carries its McNemar test against MobileNetV2 fp32.
+    assert!(rows[1..].iter().all(|r| r["ours"]["vs_parent"]["test"]["mcnemar"]["p"].is_number()), "{report}");
+    assert_eq!(report["seeds"]["fp32"].as_array().unwrap().len(), 3);
+    assert!((report["size_ratio"]["ours"]["ratio"].as_f64().unwrap() - 2.0).abs() < 0.1, "fp32 → fp16 halves the weights");
+    let student = std::fs::metadata(out.join("models/dn32-kd-dn101-int8-ptq.onnx")).unwrap().len();
+    assert!(student <= 450_000, "the int8 student is {student} bytes");
+    assert!(out.join("accuracy-vs-bytes.svg").exists());
+    // Its models' trainer metadata says what they learnt from.
+    let package = mriscreen::ModelPackage::read(&std::fs::read(out.join("models/dn32-kd-dn101.onnx")).unwrap(), &Default::default()).unwrap();
+    assert!(package.info.trained_on.unwrap().contains("distilled from"));
+
+    // Other settings on the same folder are refused; so is a folder that is not a reproduction.
+    refused(reproduce(&out, &["--size", "64"]), &["other settings", "--force"]);
+    let other = tmp("not-a-reproduction");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    refused(reproduce(&other, &["--force"]), &["not a reproduction"]);
+    assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "mine", "nothing of the user's is touched");
+    refused(reproduce(&out, &["--until", "nonsense"]), &["no such step", "dn32-kd-dn101-int8-ptq"]);
+    // An external set with a class the models do not know.
+    let external = tmp("external-unknown");
+    std::fs::create_dir_all(external.join("astrocytoma")).unwrap();
+    let image = dataset().join("Testing/glioma").read_dir().unwrap().next().unwrap().unwrap().path();
+    std::fs::copy(&image, external.join("astrocytoma").join(image.file_name().unwrap())).unwrap();
+    refused(reproduce(&tmp("reproduce-external"), &["--external", external.to_str().unwrap()]), &["astrocytoma", "glioma"]);
+    for d in [out, other, external, tmp("reproduce-external")] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -25,7 +25,7 @@ mod run;
 
 pub use loss::cross_entropy;
 pub use optim::AdamW;
-pub use run::run;
+pub use run::{default_weights, run};
 
 use crate::data::augment::AugmentConfig;
 use crate::models::Arch;
@@ -87,6 +87,11 @@ pub struct Args {
     /// Seed for splits, initialisation, shuffling, augmentation and dropout.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Seed of the validation split alone (default: --seed): runs that differ only in --seed then share
+    /// one split, so their spread is training noise, not a different validation set.
+    #[arg(long)]
+    #[serde(default)]
+    pub split_seed: Option<u64>,
     /// Pretrained weights (.pth, zip or legacy, or .safetensors) with torchvision/lukemelas names.
     #[arg(long)]
     pub weights: Option<PathBuf>,

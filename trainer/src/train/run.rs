@@ -177,7 +177,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     eprintln!("{}", mriscreen::DISCLAIMER);
 
     let opts = DatasetOptions {
-        seed: a.seed,
+        seed: a.split_seed.unwrap_or(a.seed),
         val_fraction: a.val_fraction,
         dedup: a.dedup,
         near_threshold: a.near_threshold,
