@@ -99,6 +99,8 @@ struct Settings {
     strict: bool,
     max_per_class: Option<usize>,
     trained_on: Option<String>,
+    /// The scale's epochs and batch, so that a binary with another scale does not resume this run.
+    scale: String,
 }
 
 /// Training scale.
@@ -144,6 +146,23 @@ const QUICK: Scale = Scale {
     latency_runs: 3,
     resamples: 1000,
 };
+
+impl Scale {
+    fn describe(&self) -> String {
+        format!(
+            "batch {}, MobileNetV2/EfficientNet epochs {} at {}, QAT {}, DenseNet-101 {}, students {}, patience {}, {} seeds, ImageNet {}",
+            self.batch,
+            self.mnv2_epochs,
+            self.mnv2_lr,
+            self.qat_epochs,
+            self.teacher_epochs,
+            self.student_epochs,
+            self.patience,
+            self.seeds,
+            if self.pretrained { "start" } else { "off" }
+        )
+    }
+}
 
 /// One thing a step does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -615,6 +634,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         strict: a.strict,
         max_per_class: a.max_per_class,
         trained_on: a.trained_on.clone(),
+        scale: scale.describe(),
     };
     if scale.pretrained && !a.plan {
         for arch in ["mobilenet-v2", "efficientnet-lite0"] {
