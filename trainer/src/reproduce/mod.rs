@@ -171,6 +171,8 @@ enum Action {
     Run(Vec<String>),
     /// Copy a file (a run's model into models/).
     Copy(PathBuf, PathBuf),
+    /// Create a folder.
+    Mkdir(PathBuf),
 }
 
 /// A step of the graph.
@@ -287,16 +289,21 @@ impl Ctx<'_> {
     }
 
     /// `quantize` then `calibrate` (every variant is calibrated on its own, never given its parent's numbers).
+    /// The files go to work/<name>/ (the quantization report and calibration.json beside the model), the model
+    /// then to models/.
     fn ptq_step(&self, name: &str, what: String, parent: &str, to: &str) -> Step {
-        let raw = self.out.join("work").join(format!("{name}.onnx"));
+        let dir = self.out.join("work").join(name);
+        let raw = dir.join("uncalibrated.onnx");
+        let calibrated = dir.join(format!("{name}.onnx"));
         let mut q = vec![s("quantize"), self.model_arg(parent), s("--to"), s(to), s("--out"), raw.display().to_string(), s("--force")];
         if to != "fp16" {
             q.extend([s("--calib"), self.out.join("calib").display().to_string(), s("--calib-count"), s(64)]);
         }
         let mut c = vec![s("calibrate"), s("--model"), raw.display().to_string()];
         c.extend(self.split_args());
-        c.extend([s("--out"), self.model_arg(name), s("--force")]);
-        Step { name: s(name), what, actions: vec![Action::Run(q), Action::Run(c)], run_dir: None, cost: self.eval_n * 2.0 }
+        c.extend([s("--out"), calibrated.display().to_string(), s("--force")]);
+        let actions = vec![Action::Mkdir(dir), Action::Run(q), Action::Run(c), Action::Copy(calibrated, self.model(name))];
+        Step { name: s(name), what, actions, run_dir: None, cost: self.eval_n * 2.0 }
     }
 
     /// `train --init PARENT --qat BITS`, every layer.
@@ -390,8 +397,8 @@ fn plan(cx: &Ctx) -> Vec<Step> {
         steps.push(cx.compare_step(&format!("seed{k}"), format!("fp16 against fp32, seed {k}"), &p, &[&f]));
     }
     if let Some(ext) = &cx.st.external {
-        let actions = roles(sc.seeds)
-            .iter()
+        let actions = std::iter::once(Action::Mkdir(cx.out.join("external")))
+            .chain(roles(sc.seeds).iter()
             .map(|r| {
                 let json = cx.out.join("external").join(format!("{}.json", r.name));
                 Action::Run(vec![
@@ -404,7 +411,7 @@ fn plan(cx: &Ctx) -> Vec<Step> {
                     s("--json"),
                     json.display().to_string(),
                 ])
-            })
+            }))
             .collect::<Vec<_>>();
         let cost = actions.len() as f64 * cx.eval_n;
         steps.push(Step { name: s("external"), what: format!("every model on {}", ext.display()), actions, run_dir: None, cost });
@@ -419,6 +426,7 @@ fn command_line(a: &Action) -> String {
             format!("mriscreen {}", quoted.join(" "))
         }
         Action::Copy(from, to) => format!("cp {} {}", from.display(), to.display()),
+        Action::Mkdir(dir) => format!("mkdir -p {}", dir.display()),
     }
 }
 
@@ -516,6 +524,7 @@ fn execute(out: &Path, step: &Step) -> Result<Vec<String>> {
                 }
                 std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
             }
+            Action::Mkdir(dir) => std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?,
         }
         lines.push(command_line(&action).replace("--resume", "--force"));
     }
