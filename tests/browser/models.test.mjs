@@ -40,6 +40,9 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   const shipped = JSON.parse(fs.readFileSync(path.join(DIST, 'models/manifest.json'), 'utf8')).models.map((m) => m.id);
   assert.deepEqual(options.map((o) => o.value), [...shipped, 'second']);
   assert.deepEqual(options.filter((o) => o.selected).map((o) => o.value), [entry.id], 'the manifest\'s default is the one chosen');
+  const models = JSON.parse(fs.readFileSync(path.join(DIST, 'models/manifest.json'), 'utf8')).models;
+  const smallest = models.filter((m) => !m.untrained).reduce((a, b) => (b.bytes < a.bytes ? b : a));
+  assert.deepEqual(options.filter((o) => o.text.includes('(smallest download)')).map((o) => o.value), [smallest.id], 'the smallest trained model is marked, and only it');
   const details = await page.locator('#model-details').innerText();
   assert.match(details, new RegExp(`Precision\\s+${entry.precision}`));
   assert.match(details, /Download size\s+[\d.]+ [MK]B/);

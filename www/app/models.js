@@ -9,6 +9,12 @@ export const HASH_REFUSED = 'model file does not match its manifest hash — ref
 
 const pct = (x, digits = 1) => `${(x * 100).toFixed(digits)} %`;
 
+/** The id of the trained model with the fewest bytes (the one a slow connection should take), if any. */
+export function smallestTrained(models) {
+  const trained = models.filter((m) => !m.untrained && Number.isFinite(m.bytes));
+  return trained.length ? trained.reduce((a, b) => (b.bytes < a.bytes ? b : a)).id : undefined;
+}
+
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return 'size unknown';
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
@@ -122,8 +128,10 @@ export class Models {
       return;
     }
     const { select } = this.ui;
+    const smallest = smallestTrained(this.#manifest.models);
     for (const m of this.#manifest.models) {
-      const option = new Option(`${m.name ?? m.id} — ${m.precision ?? '?'}, ${formatBytes(m.bytes)}${m.untrained ? ' (untrained)' : ''}`, m.id);
+      const note = m.untrained ? ' (untrained)' : m.id === smallest ? ' (smallest download)' : '';
+      const option = new Option(`${m.name ?? m.id} — ${m.precision ?? '?'}, ${formatBytes(m.bytes)}${note}`, m.id);
       select.append(option);
     }
     const ids = this.#manifest.models.map((m) => m.id);

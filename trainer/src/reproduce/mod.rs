@@ -45,7 +45,7 @@ pub struct Args {
     /// A second dataset (any layout; classes may be missing) on which every model is also evaluated.
     #[arg(long)]
     pub external: Option<PathBuf>,
-    /// Square input size of every model trained here (a multiple of 32; default 128, --quick 32).
+    /// Square input size of every model trained here (a multiple of 32; default 96, --quick 32).
     #[arg(long)]
     pub size: Option<usize>,
     /// Seed of the validation split shared by every step.
@@ -74,14 +74,16 @@ pub struct Args {
     pub force: bool,
 }
 
-const SCALES: &str = "Scale (chosen so that the whole graph fits about 4 hours on a 2-core machine with a dataset of
-~5,000 training images; every figure below is in the report beside the numbers):
+const SCALES: &str = "Scale (chosen so that the whole graph fits in 4 hours on a 2-core machine with a dataset of
+~5,000 training images: there MobileNetV2 trained at ~45 images/s at 128 px, DenseNet-101 at about a fifth of
+that, and every distillation epoch also runs the teacher, which put the graph near 5 hours at 128 px; every
+figure below is in the report beside the numbers):
   MobileNetV2-1.0 (ImageNet start)  epochs 2,2,4 (head, top 4 blocks, all) at 0.001/0.0003/0.0002, three seeds
   QAT (int8, int4; student int8)    2 epochs of every layer from the fp32 file, learning rate 1e-4
-  DenseNet-101 teacher              from scratch, 0,0,8 epochs at 0.001
+  DenseNet-101 teacher              from scratch, 0,0,6 epochs at 0.001
   EfficientNet-Lite0 teacher        ImageNet start, epochs 2,2,4 like MobileNetV2
-  DenseNet-32 students              from scratch, 0,0,12 epochs at 0.001, α 0.7, τ 4 (and α 0, the ablation)
-  all                               --size 128, batch 32, label smoothing 0.1, augmentation on, patience 3
+  DenseNet-32 students              from scratch, 0,0,10 epochs at 0.001, α 0.7, τ 4 (and α 0, the ablation)
+  all                               --size 96, batch 32, label smoothing 0.1, augmentation on, patience 3
 --quick: 40 training and 8 test images per class of SynthTumor at 32 px, one epoch per stage, no ImageNet
 weights; it checks the graph of steps, not the models.
 Run the same command again after an interruption: finished steps are skipped and training resumes from
@@ -123,8 +125,8 @@ const FULL: Scale = Scale {
     mnv2_epochs: "2,2,4",
     mnv2_lr: "0.001,0.0003,0.0002",
     qat_epochs: 2,
-    teacher_epochs: 8,
-    student_epochs: 12,
+    teacher_epochs: 6,
+    student_epochs: 10,
     patience: 3,
     pretrained: true,
     seeds: 3,
@@ -613,7 +615,7 @@ fn check_external(dir: &Path, classes: &[String]) -> Result<()> {
 pub fn run(a: Args) -> Result<ExitCode> {
     let started = Instant::now();
     let scale = if a.quick { &QUICK } else { &FULL };
-    let size = a.size.unwrap_or(if a.quick { 32 } else { 128 });
+    let size = a.size.unwrap_or(if a.quick { 32 } else { 96 });
     if size == 0 || size % 32 != 0 {
         bail!("--size {size}: use a multiple of 32 (e.g. 128 or 224)");
     }
