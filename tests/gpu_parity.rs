@@ -69,3 +69,13 @@ fn every_shipped_model() {
         check(&format!("shipped {file} ({})", m["precision"]), &std::fs::read(dir.join(file)).unwrap(), None);
     }
 }
+
+#[test]
+fn exported_graphs_with_shape_arithmetic() {
+    use common::{FlattenStyle, ThirdParty};
+    // tf2onnx's Keras Flatten on an NHWC model, and PyTorch's view(x.size(0), -1) with a weight transposed in the graph.
+    let keras = ThirdParty { nhwc: true, flatten: FlattenStyle::ShapeSlice, ..Default::default() };
+    check("tf2onnx-style flatten", &common::third_party(keras), Some(&["a", "b", "c"]));
+    let torch = ThirdParty { flatten: FlattenStyle::ShapeGather, transposed_weight: true, ..Default::default() };
+    check("pytorch-style view and transposed weight", &common::third_party(torch), Some(&["a", "b", "c"]));
+}

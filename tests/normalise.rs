@@ -208,3 +208,23 @@ fn packed_int4_weights_with_blocked_scales_are_expanded() {
     let (a, b) = (logits(&reference, &input), logits(&package(&m.encode_to_vec(), Some(2)), &input));
     assert!(relative_max_diff(&a, &b) < 1e-6, "{a:?} vs {b:?}");
 }
+
+#[test]
+fn shape_arithmetic_and_constant_transposes_fold_into_initializers() {
+    use common::{third_party, FlattenStyle, ThirdParty};
+    for (flatten, transposed_weight, nhwc) in [(FlattenStyle::ShapeSlice, false, true), (FlattenStyle::ShapeGather, true, false)] {
+        let bytes = third_party(ThirdParty { flatten, transposed_weight, nhwc, ..Default::default() });
+        let before = ops(&package(&bytes, Some(3)).proto);
+        assert!(before.iter().any(|o| o == "Shape") && before.iter().any(|o| o == "Reshape"), "{before:?}");
+        let model = normalised(&bytes, Some(3));
+        let after = ops(&model);
+        for gone in ["Shape", "Slice", "Gather", "Unsqueeze", "Concat"] {
+            assert!(!after.iter().any(|o| o == gone), "{gone} left in {after:?}");
+        }
+        // The Keras-style input transpose acts on the image, not a constant: it stays.
+        assert_eq!(after.iter().filter(|o| *o == "Transpose").count(), usize::from(nhwc), "{after:?}");
+        let graph = model.graph.as_ref().unwrap();
+        let reshape = graph.node.iter().find(|n| n.op_type == "Reshape").unwrap();
+        assert!(graph.initializer.iter().any(|t| t.name == reshape.input[1]), "the computed shape is now an initializer");
+    }
+}

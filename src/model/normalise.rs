@@ -22,10 +22,17 @@
 //!    flat is right (every dimension before the axis is 1) and is split into a
 //!    chain of at most [`MAX_CONCAT_INPUTS`] inputs (one storage binding each).
 //! 8. Any op wonnx does not implement is refused.
+//!
+//! Before the rewrites, every node whose outputs tract's analysis knows as
+//! constants (it evaluates an op whose inputs are all known, with the input
+//! shape pinned) becomes initializers, as onnx-simplifier does: exporters
+//! write Flatten as Shape → Slice/Gather → Concat → Reshape on static
+//! shapes (tf2onnx, older PyTorch), and transpose constant weights in the
+//! graph; wonnx implements neither Slice nor shape arithmetic.
 
 use super::pb::{self, tensor_proto::DataType, AttributeProto, NodeProto, TensorProto};
 use super::tensor_data::values_f32;
-use super::builder::{f32_tensor, value_info, Dim};
+use super::builder::{f32_tensor, raw_tensor, value_info, Dim};
 use super::ModelPackage;
 use std::collections::{HashMap, HashSet};
 use tract_onnx::prelude::*;
@@ -87,8 +94,9 @@ pub fn for_wonnx(package: &ModelPackage) -> Result<pb::ModelProto, NormaliseErro
     graph.initializer = inits.values().cloned().collect();
 
     model.graph = Some(graph);
-    let shapes = infer_shapes(&model, &input_shape)?;
+    let (shapes, constants) = infer_facts(&model, &input_shape)?;
     let mut graph = model.graph.take().ok_or_else(|| NormaliseError::Shapes("the model has no graph".into()))?;
+    fold_constants(&mut graph, &mut inits, &constants);
     let mut extra_shapes: Vec<(String, Vec<usize>)> = Vec::new();
     let mut nodes = Vec::with_capacity(graph.node.len());
     for mut node in std::mem::take(&mut graph.node) {
@@ -164,22 +172,78 @@ fn shape_of(shapes: &HashMap<String, Vec<usize>>, name: &str) -> Option<Vec<usiz
 /// Shapes of every named value, from tract's type inference with the input
 /// pinned to `input_shape`.
 pub fn infer_shapes(model: &pb::ModelProto, input_shape: &[usize]) -> Result<HashMap<String, Vec<usize>>, NormaliseError> {
+    Ok(infer_facts(model, input_shape)?.0)
+}
+
+/// Shapes of every named value, and the values tract's analysis knows as
+/// constants (as initializers named after them, where their type is one an
+/// initializer here can hold).
+fn infer_facts(model: &pb::ModelProto, input_shape: &[usize]) -> Result<(HashMap<String, Vec<usize>>, HashMap<String, TensorProto>), NormaliseError> {
     let err = |e: TractError| NormaliseError::Shapes(format!("{e:#}"));
     let parsed = tract_onnx::onnx().parse(model, None).map_err(err)?;
     let mut m = parsed.model;
     m.set_input_fact(0, f32::fact(input_shape).into()).map_err(err)?;
     m.analyse(false).map_err(err)?;
     let mut shapes = HashMap::new();
+    let mut constants = HashMap::new();
     for (name, outlet) in parsed.outlets_by_name {
         let Ok(fact) = m.outlet_fact(outlet) else { continue };
         if let Some(dims) = fact.shape.concretize() {
             let dims: Option<Vec<usize>> = dims.iter().map(|d| d.to_usize().ok()).collect();
             if let Some(dims) = dims {
-                shapes.insert(name, dims);
+                shapes.insert(name.clone(), dims);
             }
         }
+        if let Some(t) = fact.value.concretize().and_then(|v| tensor_proto(&name, &v)) {
+            constants.insert(name, t);
+        }
     }
-    Ok(shapes)
+    Ok((shapes, constants))
+}
+
+/// A tract tensor as an initializer: float32, int64 (or concrete shape
+/// dims) or int32, what shape arithmetic and weights use; None for other types.
+fn tensor_proto(name: &str, t: &Tensor) -> Option<TensorProto> {
+    let dims: Vec<usize> = t.shape().to_vec();
+    let v = t.as_plain_ram()?;
+    let (elem, raw): (DataType, Vec<u8>) = match t.datum_type() {
+        DatumType::F32 => (DataType::Float, v.as_slice::<f32>().ok()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DatumType::I64 => (DataType::Int64, v.as_slice::<i64>().ok()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DatumType::I32 => (DataType::Int32, v.as_slice::<i32>().ok()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        // Shape arithmetic: tract keeps ONNX's int64 shapes as symbolic dims, concrete here.
+        DatumType::TDim => {
+            let dims: Option<Vec<i64>> = v.as_slice::<TDim>().ok()?.iter().map(|d| d.to_i64().ok()).collect();
+            (DataType::Int64, dims?.iter().flat_map(|v| v.to_le_bytes()).collect())
+        }
+        _ => return None,
+    };
+    Some(raw_tensor(name, elem, &dims, raw))
+}
+
+/// Replaces every node whose outputs are all known constants with
+/// initializers for the outputs other nodes read (a graph output stays
+/// computed). Nodes are in topological order, so a folded chain goes whole.
+fn fold_constants(graph: &mut pb::GraphProto, inits: &mut HashMap<String, TensorProto>, constants: &HashMap<String, TensorProto>) {
+    let outputs: HashSet<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let foldable = |n: &NodeProto| {
+        !n.output.is_empty() && n.output.iter().all(|o| !o.is_empty() && constants.contains_key(o) && !outputs.contains(o))
+    };
+    let (folded, kept): (Vec<NodeProto>, Vec<NodeProto>) = std::mem::take(&mut graph.node).into_iter().partition(|n| foldable(n));
+    if folded.is_empty() {
+        graph.node = kept;
+        return;
+    }
+    let read: HashSet<&str> = kept.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    for name in folded.iter().flat_map(|n| n.output.iter()).filter(|o| read.contains(o.as_str())) {
+        if let Some(t) = constants.get(name) {
+            inits.insert(name.clone(), t.clone());
+            graph.initializer.push(t.clone());
+        }
+    }
+    // Initializers only the folded nodes read are gone with them.
+    graph.initializer.retain(|t| read.contains(t.name.as_str()));
+    inits.retain(|name, _| read.contains(name.as_str()));
+    graph.node = kept;
 }
 
 fn dims_usize(dims: &[i64]) -> Vec<usize> {

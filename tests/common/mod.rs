@@ -105,11 +105,25 @@ pub struct ThirdParty {
     pub fixed_size: bool,
     pub declare_output: bool,
     pub outputs: usize,
+    pub flatten: FlattenStyle,
+    /// The classifier's weight stored [in, out] and transposed by a node in the graph (Transpose on a constant).
+    pub transposed_weight: bool,
+}
+
+/// How the graph flattens the pooled features before the classifier.
+#[derive(Clone, Copy, PartialEq)]
+pub enum FlattenStyle {
+    /// A `Flatten` node.
+    Op,
+    /// tf2onnx's Keras Flatten: Shape → Slice (the batch) → Concat with [-1] → Reshape.
+    ShapeSlice,
+    /// PyTorch's `x.view(x.size(0), -1)` in older exports: Shape → Gather (index 0) → Unsqueeze → Concat with [-1] → Reshape.
+    ShapeGather,
 }
 
 impl Default for ThirdParty {
     fn default() -> Self {
-        ThirdParty { nhwc: false, fixed_size: true, declare_output: true, outputs: 3 }
+        ThirdParty { nhwc: false, fixed_size: true, declare_output: true, outputs: 3, flatten: FlattenStyle::Op, transposed_weight: false }
     }
 }
 
@@ -117,7 +131,8 @@ impl Default for ThirdParty {
 /// batch, a bias-free conv, Flatten, Gemm with transB=1, output "output".
 /// With `nhwc`, a Keras-style `[N,H,W,3]` input transposed inside the graph.
 pub fn third_party(t: ThirdParty) -> Vec<u8> {
-    use mriscreen::model::builder::{attr_ints, ConvAttrs, Dim, GraphBuilder};
+    use mriscreen::model::builder::{attr_int, attr_ints, i64_tensor, raw_tensor, ConvAttrs, Dim, GraphBuilder};
+    use mriscreen::model::pb::tensor_proto::DataType;
     let mut rng = mriscreen::rng::Rng::new(9);
     let mut b = GraphBuilder::new("torch_jit");
     let hw: Dim = if t.fixed_size { 32.into() } else { "height".into() };
@@ -131,10 +146,39 @@ pub fn third_party(t: ThirdParty) -> Vec<u8> {
     let y = b.conv(&x, &w, None, 3, ConvAttrs::new(2, 1));
     let y = b.relu(&y);
     let y = b.global_average_pool(&y);
-    let y = b.flatten(&y);
-    let w = b.constant("fc.weight", &[t.outputs, 6], &rng.vec(t.outputs * 6, -1.0, 1.0));
+    let y = match t.flatten {
+        FlattenStyle::Op => b.flatten(&y),
+        FlattenStyle::ShapeSlice => {
+            let shape = b.node("Shape", &[&y], vec![]);
+            let (start, end, axis) = (b.initializer(i64_tensor("start", &[0])), b.initializer(i64_tensor("end", &[1])), b.initializer(i64_tensor("axis", &[0])));
+            let batch = b.node("Slice", &[&shape, &start, &end, &axis], vec![]);
+            let rest = b.initializer(i64_tensor("minus_one", &[-1]));
+            let target = b.node("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
+            b.node("Reshape", &[&y, &target], vec![])
+        }
+        FlattenStyle::ShapeGather => {
+            let shape = b.node("Shape", &[&y], vec![]);
+            let zero = b.initializer(raw_tensor("zero", DataType::Int64, &[], 0i64.to_le_bytes().to_vec()));
+            let batch = b.node("Gather", &[&shape, &zero], vec![attr_int("axis", 0)]);
+            let axes = b.initializer(i64_tensor("axes", &[0]));
+            let batch = b.node("Unsqueeze", &[&batch, &axes], vec![]);
+            let rest = b.initializer(i64_tensor("minus_one", &[-1]));
+            let target = b.node("Concat", &[&batch, &rest], vec![attr_int("axis", 0)]);
+            b.node("Reshape", &[&y, &target], vec![])
+        }
+    };
+    let weights = rng.vec(t.outputs * 6, -1.0, 1.0);
     let bias = b.constant("fc.bias", &[t.outputs], &rng.vec(t.outputs, -0.1, 0.1));
-    b.gemm(&y, &w, &bias, true);
+    if t.transposed_weight {
+        // Stored [in, out] = the transpose of [out, in], and transposed back by the graph.
+        let stored: Vec<f32> = (0..6 * t.outputs).map(|k| weights[(k % t.outputs) * 6 + k / t.outputs]).collect();
+        let w = b.constant("fc.weight_t", &[6, t.outputs], &stored);
+        let w = b.node("Transpose", &[&w], vec![attr_ints("perm", &[1, 0])]);
+        b.gemm(&y, &w, &bias, true);
+    } else {
+        let w = b.constant("fc.weight", &[t.outputs, 6], &weights);
+        b.gemm(&y, &w, &bias, true);
+    }
     b.rename_last_output("output");
     if t.declare_output {
         b.output("output", &["batch".into(), (t.outputs as i64).into()]);
