@@ -184,3 +184,44 @@ fn missing_model_and_folders_are_explained() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v[0]["error"].as_str().unwrap().contains("folder"));
 }
+
+#[test]
+fn many_files_in_parallel_keep_their_order_and_report_the_rate() {
+    let dir = tempdir("parallel");
+    fixtures(&dir);
+    // Twelve files, a bad one among them, each a different image so that order mistakes show.
+    let mut files = Vec::new();
+    for k in 0..12u32 {
+        let name = format!("scan{k:02}.png");
+        if k == 5 {
+            std::fs::write(dir.join(&name), "not an image").unwrap();
+        } else {
+            std::fs::write(dir.join(&name), common::png(common::phantom(90 + 3 * k, 100))).unwrap();
+        }
+        files.push(name);
+    }
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    let one = mriscreen(&[&["predict", "--model", "model.onnx", "--json", "--threads", "1"][..], &names].concat(), &dir);
+    let two = mriscreen(&[&["predict", "--model", "model.onnx", "--json", "--threads", "2"][..], &names].concat(), &dir);
+    assert_eq!(two.status.code(), Some(1), "the bad file still counts");
+    let (a, b): (Value, Value) = (serde_json::from_slice(&one.stdout).unwrap(), serde_json::from_slice(&two.stdout).unwrap());
+    let order: Vec<&str> = b.as_array().unwrap().iter().map(|i| i["file"].as_str().unwrap()).collect();
+    assert_eq!(order, names, "results in input order");
+    assert_eq!(a, b, "two classifiers answer exactly as one");
+    let stderr = String::from_utf8_lossy(&two.stderr);
+    assert!(stderr.contains("12 file(s)") && stderr.contains("images/s on 2 classifier(s)") && stderr.contains("1 failed"), "{stderr}");
+
+    // A reader that goes away early (`| head -1`) ends the run without a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mriscreen"))
+        .args([&["predict", "--model", "model.onnx"][..], &names].concat())
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,7 @@
 //! `mriscreen predict`: classify image files; one bad file never stops the others.
+//! On the CPU backend the files are spread over one classifier per core
+//! (results still in input order); the last line says how many images per
+//! second that made. A closed pipe (`predict … | head`) ends it quietly.
 
 use crate::files::read_limited;
 use crate::model_args::ModelArgs;
@@ -27,12 +30,27 @@ pub struct Args {
     /// the middle frame of a multi-frame file).
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+    /// Classifiers run side by side on the CPU backend (default: one per core; the WebGPU backend runs one).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Prints a line to stdout; false once the reader has gone (a closed pipe), so the caller can stop.
+fn out(line: &str) -> bool {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}") {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => false,
+        // Any other write failure (a full disk) is as final for this output.
+        Err(_) => false,
+    }
 }
 
 /// Exit status: 0 when every file was classified, 1 when any failed.
 pub fn run(args: Args) -> Result<ExitCode> {
     let chosen = args.model.load()?;
-    let mut classifier = block_on(Classifier::load(&chosen.bytes, &chosen.options, args.model.backend.into()))
+    let classifier = block_on(Classifier::load(&chosen.bytes, &chosen.options, args.model.backend.into()))
         .with_context(|| format!("cannot use model {}", chosen.path.display()))?;
     let info = classifier.info().clone();
     // Notes go to stderr under --json so that stdout stays one JSON document.
@@ -60,26 +78,66 @@ pub fn run(args: Args) -> Result<ExitCode> {
         (None, None) => format!("backend: {}", status.kind),
     });
     for n in &notes {
-        if args.json { eprintln!("{n}") } else { println!("{n}") }
+        if args.json {
+            eprintln!("{n}");
+        } else if !out(n) {
+            return Ok(ExitCode::SUCCESS);
+        }
     }
 
-    let limits = Limits::default();
-    let results: Vec<(String, Result<Prediction>)> = args
-        .files
-        .iter()
-        .map(|f| {
-            let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(block_on(classifier.classify(&bytes))?));
-            (f.display().to_string(), r)
-        })
-        .collect();
+    let on_cpu = status.kind == mriscreen::backend::BackendKind::Cpu;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = if on_cpu { args.threads.unwrap_or(cores).clamp(1, args.files.len().max(1)) } else { 1 };
+    let mut classifiers = vec![classifier];
+    for _ in 1..threads {
+        classifiers.push(block_on(Classifier::load(&chosen.bytes, &chosen.options, mriscreen::BackendChoice::Cpu))?);
+    }
+    let started = std::time::Instant::now();
+    let results = classify_all(&args.files, classifiers);
+    let seconds = started.elapsed().as_secs_f64();
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    let summary = format!(
+        "{} file(s) in {seconds:.2} s: {:.1} images/s on {threads} classifier(s){}",
+        results.len(),
+        results.len() as f64 / seconds.max(1e-9),
+        if failed > 0 { format!("; {failed} failed") } else { String::new() }
+    );
     if args.json {
-        let out: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r)).collect();
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        print_table(&info.classes, &results);
+        let items: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r)).collect();
+        out(&serde_json::to_string_pretty(&items)?);
+        eprintln!("{summary}");
+    } else if print_table(&info.classes, &results) {
+        out(&summary);
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Classifies every file, the classifiers taking the next file in turn; results in input order.
+fn classify_all(files: &[PathBuf], classifiers: Vec<Classifier>) -> Vec<(String, Result<Prediction>)> {
+    let limits = Limits::default();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<Result<Prediction>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for mut classifier in classifiers {
+            let (next, slots) = (&next, &slots);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(f) = files.get(k) else { break };
+                let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(block_on(classifier.classify(&bytes))?));
+                if let Ok(mut slot) = slots[k].lock() {
+                    *slot = Some(r);
+                }
+            });
+        }
+    });
+    files
+        .iter()
+        .zip(slots)
+        .map(|(f, slot)| {
+            let r = slot.into_inner().ok().flatten().unwrap_or_else(|| Err(anyhow::anyhow!("not classified (a worker stopped)")));
+            (f.display().to_string(), r)
+        })
+        .collect()
 }
 
 /// One file's JSON object; the fields are listed in `Args::json`'s help.
@@ -115,15 +173,19 @@ fn to_json(file: &str, r: &Result<Prediction>) -> Value {
     }
 }
 
-fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
+/// Prints the results table; false if stdout closed part-way.
+fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) -> bool {
     let fw = results.iter().map(|(f, _)| f.len()).max().unwrap_or(4).max(4);
     let lw = classes.iter().map(String::len).max().unwrap_or(5).max(5);
     let mut header = format!("\n{:fw$}  {:lw$}", "file", "label");
     for c in classes {
         header += &format!("  {:>w$}", c, w = c.len().max(6));
     }
-    println!("{header}  review  backend");
+    if !out(&format!("{header}  review  backend")) {
+        return false;
+    }
     for (file, r) in results {
+        let mut lines = Vec::new();
         match r {
             Ok(p) => {
                 let mut line = format!("{file:fw$}  {:lw$}", p.label);
@@ -131,12 +193,14 @@ fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) {
                     line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
                 }
                 let review = if p.refer { "REFER   " } else { "-       " };
-                println!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms);
-                for reason in &p.refer_reasons {
-                    println!("{:fw$}  refer: {reason}", "");
-                }
+                lines.push(format!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms));
+                lines.extend(p.refer_reasons.iter().map(|reason| format!("{:fw$}  refer: {reason}", "")));
             }
-            Err(e) => println!("{file:fw$}  error: {e:#}"),
+            Err(e) => lines.push(format!("{file:fw$}  error: {e:#}")),
+        }
+        if !lines.iter().all(|l| out(l)) {
+            return false;
         }
     }
+    true
 }
