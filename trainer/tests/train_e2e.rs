@@ -302,6 +302,12 @@ fn reproduce_the_whole_table_at_toy_scale_and_resume_it() {
     refused(reproduce(&other, &["--force"]), &["not a reproduction"]);
     assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "mine", "nothing of the user's is touched");
     refused(reproduce(&out, &["--until", "nonsense"]), &["no such step", "dn32-kd-dn101-int8-ptq"]);
+    // A finished step made by another command (another scale, say) is not mixed into this plan.
+    let marker = out.join("steps/mnv2-int8-ptq.json");
+    let mut done = json(&marker);
+    done["commands"][1] = Value::String("mriscreen quantize --to int8 something-else".into());
+    std::fs::write(&marker, done.to_string()).unwrap();
+    refused(reproduce(&out, &[]), &["mnv2-int8-ptq finished with another command", "--force"]);
     // An external set with a class the models do not know.
     let external = tmp("external-unknown");
     std::fs::create_dir_all(external.join("astrocytoma")).unwrap();

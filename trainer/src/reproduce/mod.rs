@@ -75,19 +75,20 @@ pub struct Args {
 }
 
 const SCALES: &str = "Scale (chosen so that the whole graph fits in 4 hours on a 2-core machine with a dataset of
-~5,000 training images: there MobileNetV2 trained at ~45 images/s at 128 px, DenseNet-101 at about a fifth of
-that, and every distillation epoch also runs the teacher, which put the graph near 5 hours at 128 px; every
-figure below is in the report beside the numbers):
+~5,000 training images: there MobileNetV2 trains every layer at ~41 images/s at 96 px, DenseNet-101 at about
+a fifth of that, and every distillation epoch also runs the teacher; every figure below is in the report
+beside the numbers):
   MobileNetV2-1.0 (ImageNet start)  epochs 2,2,4 (head, top 4 blocks, all) at 0.001/0.0003/0.0002, three seeds
   QAT (int8, int4; student int8)    2 epochs of every layer from the fp32 file, learning rate 1e-4
-  DenseNet-101 teacher              from scratch, 0,0,6 epochs at 0.001
+  DenseNet-101 teacher              from scratch, 0,0,4 epochs at 0.001
   EfficientNet-Lite0 teacher        ImageNet start, epochs 2,2,4 like MobileNetV2
-  DenseNet-32 students              from scratch, 0,0,10 epochs at 0.001, α 0.7, τ 4 (and α 0, the ablation)
+  DenseNet-32 students              from scratch, 0,0,8 epochs at 0.001, α 0.7, τ 4 (and α 0, the ablation)
   all                               --size 96, batch 32, label smoothing 0.1, augmentation on, patience 3
 --quick: 40 training and 8 test images per class of SynthTumor at 32 px, one epoch per stage, no ImageNet
 weights; it checks the graph of steps, not the models.
 Run the same command again after an interruption: finished steps are skipped and training resumes from
-its last checkpoint.";
+its last checkpoint. A finished step whose command would now differ (other settings, another scale) is
+refused rather than mixed in; --force starts over.";
 
 /// Everything that decides the plan; a rerun resumes only when it matches.
 #[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
@@ -101,8 +102,6 @@ struct Settings {
     strict: bool,
     max_per_class: Option<usize>,
     trained_on: Option<String>,
-    /// The scale's epochs and batch, so that a binary with another scale does not resume this run.
-    scale: String,
 }
 
 /// Training scale.
@@ -125,8 +124,8 @@ const FULL: Scale = Scale {
     mnv2_epochs: "2,2,4",
     mnv2_lr: "0.001,0.0003,0.0002",
     qat_epochs: 2,
-    teacher_epochs: 6,
-    student_epochs: 10,
+    teacher_epochs: 4,
+    student_epochs: 8,
     patience: 3,
     pretrained: true,
     seeds: 3,
@@ -148,23 +147,6 @@ const QUICK: Scale = Scale {
     latency_runs: 3,
     resamples: 1000,
 };
-
-impl Scale {
-    fn describe(&self) -> String {
-        format!(
-            "batch {}, MobileNetV2/EfficientNet epochs {} at {}, QAT {}, DenseNet-101 {}, students {}, patience {}, {} seeds, ImageNet {}",
-            self.batch,
-            self.mnv2_epochs,
-            self.mnv2_lr,
-            self.qat_epochs,
-            self.teacher_epochs,
-            self.student_epochs,
-            self.patience,
-            self.seeds,
-            if self.pretrained { "start" } else { "off" }
-        )
-    }
-}
 
 /// One thing a step does.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -645,7 +627,6 @@ pub fn run(a: Args) -> Result<ExitCode> {
         strict: a.strict,
         max_per_class: a.max_per_class,
         trained_on: a.trained_on.clone(),
-        scale: scale.describe(),
     };
     if scale.pretrained && !a.plan {
         for arch in ["mobilenet-v2", "efficientnet-lite0"] {
@@ -702,6 +683,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let cx = Ctx { out, st: &st, scale, train_n, eval_n };
     let steps: Vec<Step> = data_step.into_iter().chain(plan(&cx)).collect();
+    if !a.plan {
+        check_finished(out, &steps)?;
+    }
     if let Some(u) = &a.until {
         if !steps.iter().any(|s| &s.name == u) {
             let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
@@ -736,6 +720,29 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!("written: {}", w.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command a step records: the plan's, with `--force` (a resumed run records it as a fresh one would run).
+fn recorded(step: &Step) -> Vec<String> {
+    step.actions.iter().map(command_line).collect()
+}
+
+/// Every finished step must have run exactly the command the plan gives it now; otherwise its results
+/// belong to another plan (other settings or scale) and would be mixed into this one.
+fn check_finished(out: &Path, steps: &[Step]) -> Result<()> {
+    for step in steps {
+        if let Some(done) = read_done(out, &step.name) {
+            let now = recorded(step);
+            if done.commands != now {
+                let first = done.commands.iter().zip(&now).find(|(a, b)| a != b).map_or_else(
+                    || format!("{} commands then, {} now", done.commands.len(), now.len()),
+                    |(a, b)| format!("then `{a}`, now `{b}`"),
+                );
+                bail!("{} finished with another command than this plan gives it ({first}); pass --force to start over", step.name);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Seconds per unit of estimated cost, from the finished steps (None before any has run).
