@@ -227,3 +227,72 @@ fn a_hash_mismatch_has_its_own_kind() {
     assert_eq!(e.kind(), "hash", "{e}");
     assert_eq!(Classifier::new(b"junk", &LoadOptions::default()).err().expect("refused").kind(), "model");
 }
+
+/// A valid model, changed by `edit`, must be refused with a message naming `needle`; never a panic.
+fn refused_structure(what: &str, needle: &str, edit: impl FnOnce(&mut mriscreen::model::pb::GraphProto)) {
+    let mut proto = mriscreen::model::pb::ModelProto::decode(&common::tiny_model()[..]).unwrap();
+    edit(proto.graph.as_mut().unwrap());
+    let bytes = proto.encode_to_vec();
+    let e = std::panic::catch_unwind(|| ModelPackage::read(&bytes, &LoadOptions::default()))
+        .unwrap_or_else(|_| panic!("{what}: the loader panicked"))
+        .expect_err(what)
+        .to_string();
+    assert!(e.contains(needle) && e.contains("export it again"), "{what}: {e}");
+    // The classifier (CPU, and the WebGPU path, which starts from the same package) refuses it the same way.
+    assert!(model_err(&bytes, &LoadOptions::default()).contains(needle), "{what}");
+}
+
+#[test]
+fn malformed_graphs_are_refused_with_the_node_named() {
+    use mriscreen::model::pb::{tensor_proto::DataType, NodeProto};
+    let first_conv = |g: &mut mriscreen::model::pb::GraphProto| g.node.iter().position(|n| n.op_type == "Conv").unwrap();
+    refused_structure("a node with no inputs", "takes 2 to 3 inputs", |g| {
+        let k = first_conv(g);
+        g.node[k].input.clear();
+    });
+    refused_structure("a node with no outputs", "has no outputs", |g| {
+        let k = first_conv(g);
+        g.node[k].output.clear();
+    });
+    refused_structure("a dangling name", "no graph input, initializer or earlier node defines", |g| {
+        let k = first_conv(g);
+        g.node[k].input[0] = "nowhere".into();
+    });
+    refused_structure("a cycle", "(a dangling name, or a cycle)", |g| {
+        let last = g.node.last().unwrap().output[0].clone();
+        g.node[0].input[0] = last;
+    });
+    refused_structure("two nodes writing one name", "already defined", |g| {
+        let out = g.node[0].output[0].clone();
+        g.node[1].output[0] = out;
+    });
+    refused_structure("a Cast without its input", "`Cast` takes 1 inputs", |g| {
+        g.node.insert(0, NodeProto { op_type: "Cast".into(), output: vec!["c".into()], ..Default::default() });
+    });
+    refused_structure("a DequantizeLinear without inputs", "`DequantizeLinear` takes 2 to 3", |g| {
+        g.node.insert(0, NodeProto { op_type: "DequantizeLinear".into(), input: vec![String::new(), String::new()], output: vec!["d".into()], ..Default::default() });
+    });
+    refused_structure("a negative initializer dim", "negative size", |g| g.initializer[0].dims[0] = -3);
+    refused_structure("a huge initializer", "over the limit", |g| g.initializer[0].dims = vec![1 << 20, 1 << 20, 4]);
+    refused_structure("an initializer with more bytes than its dims", "bytes but its dims", |g| {
+        let t = g.initializer.iter_mut().find(|t| t.data_type == DataType::Float as i32 && !t.raw_data.is_empty()).unwrap();
+        t.raw_data.extend_from_slice(&[0; 16]);
+    });
+    refused_structure("external data", "external file", |g| g.initializer[0].data_location = Some(1));
+    refused_structure("an output nothing computes", "nothing in the graph computes it", |g| g.output[0].name = "ghost".into());
+    refused_structure("an empty graph", "has no nodes", |g| g.node.clear());
+}
+
+#[test]
+fn absurd_input_dims_are_refused() {
+    use mriscreen::model::pb::{tensor_shape_proto::dimension::Value, type_proto};
+    for (v, needle) in [(0i64, "dimension of 0"), (-5, ""), (1 << 40, "")] {
+        let mut proto = mriscreen::model::pb::ModelProto::decode(&common::tiny_model()[..]).unwrap();
+        let input = &mut proto.graph.as_mut().unwrap().input[0];
+        let Some(type_proto::Value::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) else { panic!() };
+        t.shape.as_mut().unwrap().dim[2].value = Some(Value::DimValue(v));
+        let bytes = proto.encode_to_vec();
+        let e = std::panic::catch_unwind(|| ModelPackage::read(&bytes, &LoadOptions::default())).expect("no panic").expect_err("refused");
+        assert!(e.to_string().contains(needle), "{v}: {e}");
+    }
+}

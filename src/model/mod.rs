@@ -17,6 +17,7 @@ pub mod normalise;
 pub mod quant;
 pub mod random;
 pub mod tensor_data;
+pub mod validate;
 
 pub use info::{keys, parse_classes, parse_size, parse_triple, Description, ModelInfo, Overrides, Precision};
 pub use tract_onnx::pb;
@@ -84,6 +85,8 @@ pub enum ModelError {
     Metadata { key: String, value: String, expected: String },
     #[error("setting `{setting}` = {value:?} is not valid: {expected}")]
     Override { setting: &'static str, value: String, expected: String },
+    #[error("the model file is malformed at {node}: {problem}; export it again")]
+    Structure { node: String, problem: String },
     #[error(transparent)]
     Weights(#[from] expand::ExpandError),
 }
@@ -140,6 +143,7 @@ impl ModelPackage {
         }
         let mut proto = pb::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx(e.to_string()))?;
         let info = describe(&proto, opts, sha256, bytes.len())?;
+        validate::graph(proto.graph.as_ref().ok_or(ModelError::NoGraph)?)?;
         // Both backends get float32 weights (see `expand`).
         expand::expand_weights(&mut proto)?;
         Ok(ModelPackage { proto, info })
