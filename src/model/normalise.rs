@@ -256,15 +256,18 @@ fn explicit_pads(node: &mut NodeProto, shapes: &HashMap<String, Vec<usize>>, ini
     if mode.is_empty() || mode == "NOTSET" {
         return Ok(());
     }
-    let input = shape_of(shapes, &node.input[0]).ok_or_else(|| refuse(node, "input shape unknown"))?;
-    let spatial = &input[2..];
+    let input = node.input.first().and_then(|x| shape_of(shapes, x)).ok_or_else(|| refuse(node, "input shape unknown"))?;
+    let spatial = input.get(2..).ok_or_else(|| refuse(node, format!("input of shape {input:?} has no spatial dimensions")))?;
     let kernel = match attr(node, "kernel_shape") {
         Some(a) => a.ints.clone(),
-        None => inits.get(&node.input[1]).map(|w| w.dims[2..].to_vec()).ok_or_else(|| refuse(node, "kernel shape unknown"))?,
+        None => node.input.get(1).and_then(|w| inits.get(w)).and_then(|w| w.dims.get(2..)).map(<[i64]>::to_vec).ok_or_else(|| refuse(node, "kernel shape unknown"))?,
     };
     let n = spatial.len();
     let strides = attr_ints_or(node, "strides", vec![1; n]);
     let dilations = attr_ints_or(node, "dilations", vec![1; n]);
+    if kernel.len() != n || strides.len() != n || dilations.len() != n || strides.iter().any(|&s| s < 1) {
+        return Err(refuse(node, format!("kernel {kernel:?}, strides {strides:?} and dilations {dilations:?} do not fit {n} spatial dimensions")));
+    }
     let mut pads = vec![0i64; 2 * n];
     if mode != "VALID" {
         for i in 0..n {
@@ -408,7 +411,11 @@ fn split_concat(
     let shape = shape_of(shapes, &node.output[0]).ok_or_else(|| refuse(&node, "output shape unknown"))?;
     let rank = shape.len() as i64;
     let axis = attr(&node, "axis").map_or(0, |a| a.i);
-    let axis = (if axis < 0 { axis + rank } else { axis }) as usize;
+    let axis = if axis < 0 { axis + rank } else { axis };
+    if !(0..rank).contains(&axis) {
+        return Err(refuse(&node, format!("axis {axis} is outside the output's {rank} dimensions")));
+    }
+    let axis = axis as usize;
     if shape[..axis.min(shape.len())].iter().product::<usize>() != 1 {
         return Err(refuse(&node, format!("concatenation along axis {axis} of {shape:?} is not contiguous, and wonnx concatenates flat")));
     }
@@ -417,7 +424,7 @@ fn split_concat(
     while inputs.len() > MAX_CONCAT_INPUTS {
         let head: Vec<String> = inputs.drain(..MAX_CONCAT_INPUTS).collect();
         let width = |i: &String| {
-            shape_of(shapes, i).or_else(|| extra.iter().find(|(n, _)| n == i).map(|(_, s)| s.clone())).map(|d| d[axis])
+            shape_of(shapes, i).or_else(|| extra.iter().find(|(n, _)| n == i).map(|(_, s)| s.clone())).and_then(|d| d.get(axis).copied())
         };
         let mut s = shape.clone();
         s[axis] = head.iter().map(width).sum::<Option<usize>>().ok_or_else(|| refuse(&node, "input shape unknown"))?;
