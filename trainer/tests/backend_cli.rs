@@ -84,3 +84,18 @@ fn a_graph_the_normaliser_refuses_falls_back_naming_the_node() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot run this model"));
 }
+
+#[test]
+fn bench_compare_without_its_peer_says_how_to_install_it() {
+    let (d, model, _) = fixtures("bench-peer");
+    let out_file = d.join("bench.json");
+    let out = run(
+        &["bench", "--model", &model, "--runs", "2", "--warmup", "1", "--compare", "--out", out_file.to_str().unwrap()],
+        &[("MRISCREEN_PYTHON", "/nonexistent/python")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("scripts/setup bench") && stderr.contains("MRISCREEN_PYTHON"), "{stderr}");
+    assert!(!out_file.exists(), "no half report");
+    let _ = std::fs::remove_dir_all(&d);
+}
