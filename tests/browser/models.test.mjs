@@ -92,3 +92,23 @@ test('a tampered model file is refused with a visible error', async () => {
   assert.match(await page.locator('.result').innerText(), /no model is loaded/);
   await context.close();
 });
+
+test('model names and metadata from the manifest stay text', async () => {
+  const entry = defaultModel();
+  const markup = '<img src=x onerror="window.__pwned=1">';
+  const url = await site((root) => {
+    const file = path.join(root, 'models/manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+    manifest.models.push({ ...entry, id: 'hostile', name: `Hostile ${markup}`, trained_on: `data ${markup}` });
+    fs.writeFileSync(file, JSON.stringify(manifest));
+  });
+  const { context, page } = await openPage(browser, `${url}?backend=cpu&model=hostile`);
+  await page.evaluate(() => { window.__pwned = 0; });
+  const option = await page.$eval('#model-select option[value="hostile"]', (o) => o.textContent);
+  assert.ok(option.includes(markup), option);
+  const details = await page.locator('#model-details').innerText();
+  assert.ok(details.includes(`data ${markup}`), details);
+  assert.equal(await page.locator('img[src="x"]').count(), 0, 'no element made from the metadata');
+  assert.equal(await page.evaluate(() => window.__pwned), 0);
+  await context.close();
+});

@@ -225,3 +225,18 @@ test('the README serve command serves a page that classifies a file', async () =
     process.kill(-child.pid, 'SIGTERM');
   }
 });
+
+test('a file name that is markup stays text', async () => {
+  const { context, page, errors } = await openPage(browser, `${url}?backend=cpu`);
+  await page.evaluate(() => { window.__pwned = 0; });
+  const name = '<img src=x onerror="window.__pwned=1"><b>bold</b>.png';
+  const shown = await classifyInPage(page, [{ name, mimeType: 'image/png', buffer: fs.readFileSync(golden('grey16.png')) }]);
+  const r = shown.find((s) => s.file === name);
+  assert.ok(r, `no result for the name: ${shown.map((s) => s.file)}`);
+  assert.equal(r.status, 'ok', r.text);
+  assert.ok(r.text.includes(name), 'the name is shown as written');
+  assert.equal(await page.locator('.result img[src="x"], .result b').count(), 0, 'no element made from the name');
+  assert.equal(await page.evaluate(() => window.__pwned), 0, 'no handler ran');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
