@@ -142,6 +142,12 @@ impl Classifier {
     }
 
     /// Which backend runs, and why after a fallback.
+    /// Records why the CPU runs, when the caller chose it for a reason the
+    /// library cannot see (the page's look at the browser's adapter).
+    pub fn set_cpu_reason(&mut self, reason: String) {
+        self.engine.set_cpu_reason(reason);
+    }
+
     pub fn status(&self) -> &BackendStatus {
         self.engine.status()
     }

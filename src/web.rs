@@ -63,8 +63,10 @@ struct CreateOptions {
     sha256: Option<String>,
     /// Settings for a model without mriscreen metadata.
     overrides: Overrides,
-    /// `auto` (default: WebGPU with CPU fallback), `gpu` or `cpu`.
+    /// `auto` (default: the faster of WebGPU and the CPU), `gpu` or `cpu`.
     backend: BackendChoice,
+    /// Why the page chose the CPU (e.g. its adapter is a software rasteriser), shown as the fallback reason.
+    cpu_reason: Option<String>,
 }
 
 /// Plain objects, `null` for absent values, byte buffers as `Uint8Array`.
@@ -98,7 +100,7 @@ pub struct MriScreen {
 #[wasm_bindgen]
 impl MriScreen {
     /// Validates and loads `model` (ONNX bytes). `options` may be undefined or
-    /// `{ sha256, backend: "auto"|"gpu"|"cpu", overrides: { classes, mean, std,
+    /// `{ sha256, backend: "auto"|"gpu"|"cpu", cpu_reason, overrides: { classes, mean, std,
     /// resize, intensity, input_size } }`.
     pub async fn create(model: Vec<u8>, options: JsValue) -> Result<MriScreen, WebError> {
         let opts: CreateOptions = if options.is_undefined() || options.is_null() {
@@ -107,7 +109,10 @@ impl MriScreen {
             serde_wasm_bindgen::from_value(options).map_err(options_error)?
         };
         let load = LoadOptions { expected_sha256: opts.sha256, overrides: opts.overrides, max_bytes: 0 };
-        let inner = Classifier::load(&model, &load, opts.backend).await?.with_previews(true);
+        let mut inner = Classifier::load(&model, &load, opts.backend).await?.with_previews(true);
+        if let Some(reason) = opts.cpu_reason {
+            inner.set_cpu_reason(reason);
+        }
         Ok(MriScreen { inner })
     }
 

@@ -28,9 +28,15 @@ fn device_errors() -> Result<(), InferenceError> {
     if errors.is_empty() { Ok(()) } else { Err(failed(errors.join("; "))) }
 }
 
+/// The adapter a [`GpuBackend`] would run on, or why there is none.
+pub async fn probe() -> Result<wgpu::bridge::Adapter, InferenceError> {
+    wgpu::bridge::probe().await.map_err(InferenceError::GpuUnavailable)
+}
+
 impl GpuBackend {
     pub async fn load(package: &ModelPackage) -> Result<Self, InferenceError> {
-        let adapter = wgpu::bridge::probe().await.map_err(InferenceError::GpuUnavailable)?;
+        let probed = probe().await?;
+        let adapter = probed.description;
         let _ = wgpu::bridge::take_errors();
         let model = normalise::for_wonnx(package).map_err(|e| InferenceError::GpuUnsupported(e.to_string()))?;
         let info = &package.info;

@@ -10,7 +10,7 @@ mod gpu;
 
 pub use cpu::CpuBackend;
 pub use engine::{self_check, BackendChoice, BackendStatus, Engine, SELF_CHECK_TOLERANCE};
-pub use gpu::GpuBackend;
+pub use gpu::{probe as probe_gpu, GpuBackend};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,6 @@
 // The page on WebGPU (SwiftShader in headless Chromium) and without it.
+// SwiftShader is a software rasteriser: auto mode runs the CPU there and
+// says why; ?backend=gpu still runs WebGPU.
 // The one WebGPU test is the issue's acceptance check: a sample classified on
 // WebGPU, agreeing with the native CLI, with the heat-map drawn (screenshot
 // saved for review); then offline, after a reload, the same label. WebGPU on
@@ -16,7 +18,8 @@ after(() => server?.close());
 test('acceptance: a sample on WebGPU with its heat-map, then the same label offline after a reload', async () => {
   const browser = await launch(WEBGPU_FLAGS);
   try {
-    const { context, page, errors, violations } = await openPage(browser, url);
+    // SwiftShader is a software rasteriser, which auto mode passes over: ask for WebGPU.
+    const { context, page, errors, violations } = await openPage(browser, `${url}?backend=gpu`);
     const badge = await backendBadge(page);
     assert.equal(badge.kind, 'gpu', `expected WebGPU, got: ${badge.text}`);
     assert.match(badge.text, /^WebGPU/);
@@ -83,6 +86,23 @@ test('?backend=cpu uses the CPU even where WebGPU works, and says so', async () 
     assert.equal(badge.kind, 'cpu');
     assert.equal(badge.text, 'CPU — WebGPU not used: the address asks for the CPU (?backend=cpu)');
     assert.match(badge.reason, /\?backend=cpu/);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('auto mode passes over a software rasteriser for the CPU and says why', async () => {
+  const browser = await launch(WEBGPU_FLAGS);
+  try {
+    const context = await browser.newContext();
+    const { page, errors } = await openContextPage(context, url);
+    const badge = await backendBadge(page);
+    assert.equal(badge.kind, 'cpu', badge.text);
+    assert.match(badge.text, /^CPU — WebGPU not used: the only WebGPU adapter is a software rasteriser \(.+\), slower than the CPU; \?backend=gpu uses it anyway$/);
+    const r = await classifySample(page, 'glioma');
+    assert.equal(r.status, 'ok', r.text);
+    assert.equal(r.backend, 'cpu');
+    assert.deepEqual(errors, []);
   } finally {
     await browser.close();
   }

@@ -178,10 +178,23 @@ pub mod bridge {
         LOG.lock().map(|mut log| std::mem::take(&mut *log)).unwrap_or_default()
     }
 
-    /// A description of the adapter wonnx would get (honouring `WGPU_BACKEND`
-    /// and `WGPU_ADAPTER_NAME`), or why there is none. Call this before
-    /// creating a wonnx session: wonnx panics when there is no adapter.
-    pub async fn probe() -> Result<String, String> {
+    /// The adapter wonnx would get.
+    #[derive(Debug, Clone)]
+    pub struct Adapter {
+        /// E.g. "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Mesa 23.2)".
+        pub description: String,
+        /// A CPU implementation of the API (llvmpipe, lavapipe, SwiftShader,
+        /// WARP): the device type says so, or the name is a known one.
+        pub software: bool,
+    }
+
+    /// Names of software rasterisers that may not report a CPU device type.
+    const SOFTWARE: [&str; 6] = ["llvmpipe", "lavapipe", "swiftshader", "softpipe", "microsoft basic render", "warp"];
+
+    /// The adapter wonnx would get (honouring `WGPU_BACKEND` and
+    /// `WGPU_ADAPTER_NAME`), or why there is none. Call this before creating
+    /// a wonnx session: wonnx panics when there is no adapter.
+    pub async fn probe() -> Result<Adapter, String> {
         #[cfg(target_arch = "wasm32")]
         if !wgpu_next::util::is_browser_webgpu_supported().await {
             return Err("this browser exposes no WebGPU (navigator.gpu is missing or has no adapter)".into());
@@ -192,11 +205,14 @@ pub mod bridge {
             Ok(adapter) => {
                 // Browsers hide the adapter's name; say at least which API it is.
                 let info = adapter.get_info();
-                Ok(match (info.name.is_empty(), info.backend) {
+                let description = match (info.name.is_empty(), info.backend) {
                     (true, super::Backend::BrowserWebGpu) => "browser WebGPU adapter".to_string(),
                     (true, backend) => format!("{backend:?} adapter"),
                     (false, backend) => format!("{} ({backend:?}, {})", info.name, info.driver),
-                })
+                };
+                let name = info.name.to_lowercase();
+                let software = info.device_type == super::DeviceType::Cpu || SOFTWARE.iter().any(|s| name.contains(s));
+                Ok(Adapter { description, software })
             }
             Err(e) => Err(format!("no WebGPU adapter: {e}")),
         }

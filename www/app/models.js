@@ -176,8 +176,9 @@ export class Models {
     const reason = status.fallback_reason ?? (status.kind === 'cpu' && this.backendChoice === 'cpu' ? 'the address asks for the CPU (?backend=cpu)' : '');
     badge.dataset.backend = status.kind;
     badge.dataset.reason = reason;
+    badge.dataset.speed = status.speed ?? '';
     badge.textContent = status.kind === 'gpu'
-      ? `WebGPU (${status.adapter ?? 'unknown adapter'})`
+      ? `WebGPU (${status.adapter ?? 'unknown adapter'})${status.speed ? ` — ${status.speed}` : ''}`
       : reason ? `CPU — WebGPU not used: ${reason}` : 'CPU';
   }
 

@@ -58,10 +58,35 @@ function bytesOf(v) {
   return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength ? v : v.slice();
 }
 
+/**
+ * Why auto mode should not try this browser's WebGPU adapter, or null: a
+ * software rasteriser (SwiftShader, llvmpipe, WARP: a CPU pretending to be a
+ * GPU) is slower than the CPU backend here by two orders of magnitude. The
+ * browser tells the page what wgpu does not pass on: `isFallbackAdapter` and
+ * the adapter's vendor, architecture and description.
+ */
+async function softwareAdapter() {
+  try {
+    const adapter = await navigator.gpu?.requestAdapter();
+    if (!adapter) return null;
+    const info = adapter.info ?? {};
+    const words = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+    if (adapter.isFallbackAdapter || info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|softpipe|software|warp\b/i.test(words)) {
+      return `the only WebGPU adapter is a software rasteriser (${words || 'a fallback adapter'}), slower than the CPU; ?backend=gpu uses it anyway`;
+    }
+  } catch {
+    // No verdict: the engine's own checks decide.
+  }
+  return null;
+}
+
 async function loadModel(id, args) {
   const bytes = args.url ? await download(id, args.url, args.bytes) : new Uint8Array(args.model);
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
-  const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend: args.backend ?? 'auto' };
+  let backend = args.backend ?? 'auto';
+  const cpuReason = backend === 'auto' ? await softwareAdapter() : null;
+  if (cpuReason) backend = 'cpu';
+  const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined };
   const next = await MriScreen.create(bytes, options);
   screen?.free();
   screen = next;

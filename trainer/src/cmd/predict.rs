@@ -73,7 +73,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     notes.extend(info.assumed.iter().map(|a| format!("assumed: {a}")));
     let status = classifier.status();
     notes.push(match (&status.adapter, &status.fallback_reason) {
-        (Some(adapter), _) => format!("backend: {} on {adapter}", status.kind),
+        (Some(adapter), _) => format!("backend: {} on {adapter}{}", status.kind, status.speed.as_ref().map_or_else(String::new, |s| format!(" ({s})"))),
         (None, Some(reason)) => format!("backend: {} (WebGPU not used: {reason})", status.kind),
         (None, None) => format!("backend: {}", status.kind),
     });
