@@ -3,6 +3,10 @@
 // answer must be revalidated (Cache-Control: no-cache) and carries an ETag,
 // so the service worker's precache of a file the page has just downloaded is
 // a 304, not a second download.
+// A file with a precompressed copy beside it (`x.br`, `x.gz`, written by
+// scripts/precompress.mjs) is answered with the copy the request accepts
+// (brotli first), `Content-Encoding` and `Vary: Accept-Encoding`, as static
+// hosts do.
 // Used by `scripts/serve` and by the browser tests. No dependencies.
 //
 //   node scripts/static-server.mjs [--root dist] [--port 8080] [--host 127.0.0.1] [--prefix /sub/path/]
@@ -32,6 +36,33 @@ export const CSP = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; wo
 
 /** A validator for a file's current content: size and modification time. */
 const etagOf = (st) => `"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`;
+
+/** The encodings a request accepts (q > 0), lower-case. */
+export function accepted(header) {
+  return new Set(String(header ?? '').split(',').map((part) => {
+    const [name, ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    return q && Number(q.slice(2)) === 0 ? '' : name.trim();
+  }).filter(Boolean));
+}
+
+/**
+ * The precompressed copy of `file` (whose stat is `original`) to answer with, if any: { path, encoding, stat }.
+ * A copy older than the file is stale (the file was changed after the build) and is not used.
+ */
+function encodedCopy(file, original, acceptEncoding) {
+  const ok = accepted(acceptEncoding);
+  for (const [ext, encoding] of [['.br', 'br'], ['.gz', 'gzip']]) {
+    if (!ok.has(encoding)) continue;
+    try {
+      const stat = fs.statSync(file + ext);
+      if (stat.isFile() && stat.mtimeMs >= original.mtimeMs) return { path: file + ext, encoding, stat };
+    } catch {
+      // No copy in this encoding.
+    }
+  }
+  return null;
+}
 
 /** True when an If-None-Match header names `etag` (or is `*`). */
 function matches(ifNoneMatch, etag) {
@@ -88,8 +119,11 @@ export function serve(root, { port = 0, host = '127.0.0.1', prefix = '/', onAnsw
           res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
           return;
         }
-        const etag = etagOf(st2);
-        const common = { 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', ETag: etag };
+        const copy = encodedCopy(file, st2, req.headers['accept-encoding']);
+        const body = copy ?? { path: file, encoding: null, stat: st2 };
+        // Each encoding is its own representation, with its own validator.
+        const etag = copy ? etagOf(body.stat).replace(/"$/, `-${copy.encoding}"`) : etagOf(st2);
+        const common = { 'Content-Security-Policy': CSP, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff', ETag: etag, Vary: 'Accept-Encoding' };
         if (matches(req.headers['if-none-match'], etag)) {
           onAnswer({ path: requested, status: 304, bytes: 0 });
           res.writeHead(304, common).end();
@@ -98,11 +132,12 @@ export function serve(root, { port = 0, host = '127.0.0.1', prefix = '/', onAnsw
         res.writeHead(200, {
           ...common,
           'Content-Type': TYPES[path.extname(file).toLowerCase()] ?? 'application/octet-stream',
-          'Content-Length': st2.size,
+          'Content-Length': body.stat.size,
+          ...(copy ? { 'Content-Encoding': copy.encoding } : {}),
         });
-        onAnswer({ path: requested, status: 200, bytes: req.method === 'HEAD' ? 0 : st2.size });
+        onAnswer({ path: requested, status: 200, bytes: req.method === 'HEAD' ? 0 : body.stat.size, encoding: copy?.encoding ?? 'identity' });
         if (req.method === 'HEAD') res.end();
-        else fs.createReadStream(file).pipe(res);
+        else fs.createReadStream(body.path).pipe(res);
       });
     });
   });

@@ -50,6 +50,11 @@ test('first visit: the wasm and the model are downloaded once; the service worke
     assert.equal(mine.filter((a) => a.status === 200).length, 1, `${suffix}: ${JSON.stringify(mine)}`);
     assert.ok(mine.some((a) => a.status === 304), `${suffix}: the service worker revalidated it (${JSON.stringify(mine)})`);
   }
+  // The wasm came brotli-compressed, as a static host serves it (scripts/precompress.mjs).
+  const wasm = answers.find((a) => a.path.endsWith('.wasm') && a.status === 200);
+  const raw = fs.statSync(path.join(DIST, 'pkg/mriscreen_bg.wasm')).size;
+  assert.equal(wasm.encoding, 'br', JSON.stringify(wasm));
+  assert.ok(wasm.bytes < raw / 3, `${wasm.bytes} bytes sent for ${raw}`);
   const cached = await page.evaluate(async (file) => {
     const name = (await caches.keys()).find((c) => c.startsWith('mriscreen-'));
     const hit = await (await caches.open(name)).match(new URL(`models/${file}`, location.href).href);

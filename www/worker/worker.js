@@ -24,7 +24,8 @@ async function download(id, url, expectedBytes) {
     throw { kind: 'network', message: `could not download ${url}: ${e.message} (offline, and not cached yet?)` };
   }
   if (!response.ok) throw { kind: 'network', message: `could not download ${url} (HTTP ${response.status})` };
-  const total = Number(response.headers.get('Content-Length')) || expectedBytes || 0;
+  // The manifest's size is the decoded size; a compressed answer's Content-Length is not.
+  const total = expectedBytes || (response.headers.get('Content-Encoding') ? 0 : Number(response.headers.get('Content-Length'))) || 0;
   if (!response.body) {
     const buf = new Uint8Array(await response.arrayBuffer());
     postMessage({ id, status: 'downloading the model', progress: { loaded: buf.length, total: buf.length } });
