@@ -35,6 +35,7 @@ pub fn self_check(gpu: &[f32], cpu: &[f32]) -> Result<f32, InferenceError> {
 /// Natively, set to 1 to let auto mode consider a software adapter (it still
 /// has to pass the self-check and win the timing); for tests of the GPU path
 /// on machines without a GPU.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
 pub const ALLOW_SOFTWARE_ENV: &str = "MRISCREEN_ALLOW_SOFTWARE_GPU";
 
 /// Timed runs per backend when auto mode compares them (after the self-check's warm-up run).
