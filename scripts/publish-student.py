@@ -18,7 +18,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from publishing import ci, external_test, p_value, pct, refer_rule  # noqa: E402
+from publishing import ci, external_test, p_value, pct, per_class_table, refer_rule, vs_parent_entry  # noqa: E402
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("--run", required=True, help="the reproduce --out folder")
@@ -110,9 +110,7 @@ text += (f"- **Tract CPU latency** (native, median of {chosen['latency_runs']}, 
          f"{chosen['latency_ms_median']:.1f} ms; MobileNetV2 fp32 {mnv2['latency_ms_median']:.1f} ms (at its own input size).\n\n")
 if cal:
     text += cal["card_section"]
-text += "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n"
-for c in t["per_class"]:
-    text += f"| {c['class']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |\n"
+text += per_class_table(t)
 if qrep and qrep.get("layers"):
     sq = sorted(l["sqnr_db"] for l in qrep["layers"])
     text += (f"\n## Quantization\n\n{len(qrep['layers'])} weight tensors; weight SQNR {sq[0]:.1f} dB at the worst layer, "
@@ -152,14 +150,7 @@ entry = {
     "test_set_size": t["n"],
     "macro_f1": t["macro_f1"],
     "validation_accuracy": chosen["val_accuracy"],
-    "vs_parent": {
-        "agreement": chosen["vs_parent"]["agreement"],
-        "mcnemar_p": chosen["vs_parent"]["test"]["mcnemar"]["p"],
-        "only_parent_right": chosen["vs_parent"]["test"]["mcnemar"]["only_reference_right"],
-        "only_variant_right": chosen["vs_parent"]["test"]["mcnemar"]["only_model_right"],
-        "accuracy_difference": chosen["vs_parent"]["test"]["accuracy_difference"],
-        "accuracy_difference_ci95": chosen["vs_parent"]["test"]["ci95"],
-    },
+    "vs_parent": vs_parent_entry(chosen),
     "card": card,
 }
 if d:

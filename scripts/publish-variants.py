@@ -20,7 +20,7 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from publishing import ci, external_test, p_value, pct, refer_rule  # noqa: E402
+from publishing import ci, external_test, p_value, pct, per_class_table, refer_rule, vs_parent_entry  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--compare", required=True)
@@ -129,9 +129,7 @@ for precision in ("fp16", "int8", "int4"):
         text += "\n"
     if cal:
         text += cal["card_section"]
-    text += "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n"
-    for c in t["per_class"]:
-        text += f"| {c['class']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |\n"
+    text += per_class_table(t)
     if qrep:
         sq = sorted(l["sqnr_db"] for l in qrep["layers"])
         text += (f"\n## Quantization\n\n{len(qrep['layers'])} weight tensors ({qrep['range_setting']}); weight SQNR "
@@ -169,14 +167,7 @@ for precision in ("fp16", "int8", "int4"):
         "test_set_size": t["n"],
         "macro_f1": t["macro_f1"],
         "validation_accuracy": m["val_accuracy"],
-        "vs_parent": {
-            "agreement": v["agreement"],
-            "mcnemar_p": v["test"]["mcnemar"]["p"],
-            "only_parent_right": v["test"]["mcnemar"]["only_reference_right"],
-            "only_variant_right": v["test"]["mcnemar"]["only_model_right"],
-            "accuracy_difference": v["test"]["accuracy_difference"],
-            "accuracy_difference_ci95": v["test"]["ci95"],
-        },
+        "vs_parent": vs_parent_entry(m),
         "card": card,
     })
     if d:

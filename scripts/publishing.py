@@ -30,3 +30,24 @@ def refer_rule(cal):
     return (f"the model's refer threshold was chosen on the validation split (n = {cal['n']}) as the "
             f"lowest top calibrated probability at which accepted images were "
             f"{100 * cal['target_accuracy']:.0f} % right")
+
+
+def per_class_table(test):
+    """The card's per-class table from an evaluation's `per_class`."""
+    text = "## Per-class results on the test split\n\n| class | precision | recall | F1 | images |\n|---|---|---|---|---|\n"
+    for c in test["per_class"]:
+        text += f"| {c['class']} | {c['precision']:.3f} | {c['recall']:.3f} | {c['f1']:.3f} | {c['support']} |\n"
+    return text
+
+
+def vs_parent_entry(m):
+    """The manifest's `vs_parent` from a `compare` model row."""
+    v = m["vs_parent"]
+    return {
+        "agreement": v["agreement"],
+        "mcnemar_p": v["test"]["mcnemar"]["p"],
+        "only_parent_right": v["test"]["mcnemar"]["only_reference_right"],
+        "only_variant_right": v["test"]["mcnemar"]["only_model_right"],
+        "accuracy_difference": v["test"]["accuracy_difference"],
+        "accuracy_difference_ci95": v["test"]["ci95"],
+    }
