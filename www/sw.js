@@ -16,7 +16,7 @@ const SHELL = ['./'];
 const PREFIX = 'mriscreen-';
 const CACHE = `${PREFIX}${VERSION}`;
 const SCOPE = new URL('./', self.location.href);
-const MSG = { PING: 'ping', READY_OFFLINE: 'ready-offline', SKIP_WAITING: 'skip-waiting' };
+const MSG = { PING: 'ping', READY_OFFLINE: 'ready-offline', SKIP_WAITING: 'skip-waiting', OFFLINE_FAILED: 'offline-failed' };
 
 const at = (relative) => new URL(relative, SCOPE).href;
 
@@ -93,8 +93,22 @@ async function page(request) {
   return (await cache.match(request, { ignoreSearch: true })) ?? fetch(request);
 }
 
+/** Why storing the app failed, in words a person can act on. */
+function failureText(e) {
+  if (e?.name === 'QuotaExceededError') {
+    return `this browser's storage for the site is full or too small (${e.message || e.name}); free space or allow storage for this site to use it offline`;
+  }
+  return `${e?.name ?? 'Error'}: ${e?.message ?? e}`;
+}
+
 self.addEventListener('install', (event) => {
-  event.waitUntil(precache());
+  // A failed precache leaves no half-filled cache behind and tells the page
+  // why; the page keeps working online.
+  event.waitUntil(precache().catch(async (e) => {
+    await caches.delete(CACHE).catch(() => {});
+    await tellClients({ type: MSG.OFFLINE_FAILED, reason: failureText(e) });
+    throw e;
+  }));
 });
 
 self.addEventListener('activate', (event) => {

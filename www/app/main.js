@@ -23,7 +23,7 @@ const models = new Models({
   ui: {
     select: $('#model-select'), details: $('#model-details'), status: $('#model-status'), warning: $('#model-warning'),
     download: $('#model-download'), progress: $('#model-progress'), progressLabel: $('#model-progress-label'),
-    progressText: $('#model-progress-text'), badge: $('#backend-status'),
+    progressText: $('#model-progress-text'), badge: $('#backend-status'), retry: $('#model-retry'),
   },
 });
 
@@ -42,8 +42,11 @@ function announce(text) {
 /** The wasm's per-image byte budget (src/decode/mod.rs `Limits`): checked here too, so a huge file is never read into memory. */
 const MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 
-/** Asks the worker; after a crash of the worker, once more on a fresh one on the CPU. */
-async function classifyBlob(blob, name, frame) {
+/**
+ * Asks the worker; after a crash of the worker, once more on a fresh one on
+ * the CPU (a second failure is reported). `signal` aborts it (Cancel).
+ */
+async function classifyBlob(blob, name, frame, signal) {
   if (blob.size > MAX_IMAGE_BYTES) {
     throw { kind: 'decode', message: `the file is ${blob.size} bytes, over the ${MAX_IMAGE_BYTES}-byte limit for one image; export the scan at a smaller size` };
   }
@@ -52,25 +55,38 @@ async function classifyBlob(blob, name, frame) {
   }
   const ask = async () => {
     const image = await blob.arrayBuffer();
-    return client.request(CLASSIFY, { name, image, frame }, { transfer: [image] });
+    return client.request(CLASSIFY, { name, image, frame }, { transfer: [image], signal });
   };
+  // A lost WebGPU device or a crashed worker leaves the worker unusable: a fresh one on the CPU.
+  const broken = (e) => e.kind === 'device-lost' || e.kind === 'internal';
+  const recover = (e) => models.recoverOnCpu(e.kind === 'device-lost'
+    ? `${e.message}; the scans from then on run on the CPU`
+    : `the worker crashed while classifying (${e.message}) and was restarted`);
   try {
     return await ask();
   } catch (e) {
-    if (e.kind !== 'internal') throw e;
-    await models.recoverOnCpu(`the worker crashed while classifying: ${e.message}`);
-    return ask();
+    // Cancel restarted the worker: it needs the model again (later scans wait for it).
+    if (e.kind === 'cancelled') models.reload();
+    if (!broken(e)) throw e;
+    await recover(e);
+  }
+  try {
+    return await ask();
+  } catch (e) {
+    // A second failure is reported; the next scan still gets a working worker.
+    if (broken(e)) recover(e).catch(() => {});
+    throw e;
   }
 }
 
-async function run({ record, blob, frame }) {
+async function run({ record, blob, frame }, signal) {
   let model;
   try {
     model = await models.whenReady();
   } catch (e) {
     throw { kind: 'model', message: `no model is loaded (${e.message ?? e})` };
   }
-  const r = await classifyBlob(blob, record.file, frame);
+  const r = await classifyBlob(blob, record.file, frame, signal);
   if (r.status) models.showBackend(r.status);
   const top = Math.max(...r.probabilities.map((p) => p.probability));
   const { entry, info } = model;
@@ -134,15 +150,17 @@ function updateToolbar() {
     bar.hidden = true;
   }
   status.dataset.state = busy ? 'busy' : 'idle';
-  $('#cancel-button').disabled = queue.waiting === 0;
+  $('#cancel-button').disabled = !busy;
   const any = counts.ok + counts.error > 0;
   $('#export-csv').disabled = !any;
   $('#export-json').disabled = !any;
 }
 
 $('#cancel-button').addEventListener('click', () => {
-  const n = queue.cancel();
-  announce(`${n} waiting scan${n === 1 ? '' : 's'} cancelled; the one being classified finishes.`);
+  const { dropped, stopped } = queue.cancel();
+  const waiting = dropped ? `${dropped} waiting scan${dropped === 1 ? '' : 's'} cancelled` : '';
+  const running = stopped ? `${stopped.file} stopped` : '';
+  announce(`${[running, waiting].filter(Boolean).join('; ') || 'Nothing to cancel'}.`);
 });
 $('#export-csv').addEventListener('click', () => download(toCsv(queue.records), 'text/csv;charset=utf-8', `mriscreen-results-${stamp()}.csv`));
 $('#export-json').addEventListener('click', () => download(toJson(queue.records, usedModels), 'application/json', `mriscreen-results-${stamp()}.json`));

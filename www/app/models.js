@@ -110,16 +110,20 @@ export class Models {
   #token = 0;
   #manifest = null;
   #manifestUrl = null;
+  #requestedId = null;
 
   constructor({ client, backendChoice, ui, onLoaded }) {
     Object.assign(this, { client, backendChoice, ui, onLoaded });
     this.ready = new Promise((resolve, reject) => { this.#first = { resolve, reject }; });
     this.ready.catch(() => {});
     ui.select.addEventListener('change', () => this.use(ui.select.value));
+    ui.retry.addEventListener('click', () => (this.#manifest ? this.use(ui.select.value) : this.start(this.#requestedId)));
   }
 
   /** Loads the manifest, fills the picker, loads `?model=` or the manifest's default. */
   async start(requestedId) {
+    this.#requestedId = requestedId;
+    this.ui.retry.hidden = true;
     try {
       ({ manifest: this.#manifest, url: this.#manifestUrl } = await fetchManifest());
     } catch (e) {
@@ -161,12 +165,16 @@ export class Models {
     }
   }
 
+  /** After the worker was restarted (Cancel): the chosen model again, on the chosen backend. */
+  reload() {
+    return this.use(this.current?.entry.id ?? this.ui.select.value);
+  }
+
   /** After the worker crashed: a fresh worker with the current model on the CPU. */
   async recoverOnCpu(reason) {
     const entry = this.current?.entry ?? this.#manifest.models.find((m) => m.id === this.ui.select.value);
     this.client.restart();
-    const r = await this.client.request(LOAD_MODEL, this.#payload(entry, 'cpu'));
-    r.backend.fallback_reason = reason;
+    const r = await this.client.request(LOAD_MODEL, { ...this.#payload(entry, 'cpu'), cpu_reason: reason });
     this.showBackend(r.backend);
     return r;
   }
@@ -216,6 +224,7 @@ export class Models {
   async #load(entry, token) {
     const t0 = performance.now();
     const { status, warning } = this.ui;
+    this.ui.retry.hidden = true;
     this.#setStatus('loading', `Loading ${entry.name ?? entry.id}…`);
     this.ui.progressLabel.textContent = 'Downloading the model';
     delete status.dataset.loadMs;
@@ -257,5 +266,7 @@ export class Models {
       ? `${HASH_REFUSED}. ${message}`
       : `The model could not be loaded: ${message}`);
     this.ui.status.dataset.errorKind = e?.kind ?? 'internal';
+    // A download that failed or stopped midway can succeed on a second try; a refused file cannot.
+    this.ui.retry.hidden = e?.kind !== 'network';
   }
 }

@@ -2,7 +2,7 @@
 // its scope covers the page), shows "ready offline" when it says so, and
 // offers an update: a new version waits until the user presses the
 // "Update available — reload" button, then takes over and the page reloads.
-import { SW_PING, SW_READY_OFFLINE, SW_SKIP_WAITING } from '../shared/messages.js';
+import { SW_PING, SW_READY_OFFLINE, SW_SKIP_WAITING, SW_OFFLINE_FAILED } from '../shared/messages.js';
 
 export async function setupOffline({ status, button }) {
   const show = (state, text) => { status.dataset.status = state; status.textContent = text; };
@@ -15,6 +15,8 @@ export async function setupOffline({ status, button }) {
     if (data?.type === SW_READY_OFFLINE) {
       show('ready', 'Ready offline: this page, the app and the default model are stored on this device.');
       status.dataset.version = data.version;
+    } else if (data?.type === SW_OFFLINE_FAILED) {
+      show('unavailable', `Offline use: unavailable — ${data.reason}. The page still works online.`);
     }
   });
   let agreed = false;
@@ -41,7 +43,9 @@ export async function setupOffline({ status, button }) {
     const next = registration.installing;
     next?.addEventListener('statechange', () => {
       if (next.state === 'installed' && sw.controller) offer(next);
-      if (next.state === 'redundant' && !sw.controller) show('unavailable', 'Offline use: storing the app failed; it still works online.');
+      if (next.state === 'redundant' && !sw.controller && status.dataset.status !== 'unavailable') {
+        show('unavailable', 'Offline use: storing the app failed; the page still works online.');
+      }
     });
   });
   const ready = await sw.ready;

@@ -1,6 +1,7 @@
 // The batch queue: scans are classified one at a time, in the order they were
 // added, so the worker is never flooded and the page stays responsive. Cancel
-// drops every scan still waiting; the one running finishes.
+// drops every scan still waiting and aborts the one running (its `run` gets
+// an AbortSignal; a run that ends with kind `cancelled` is marked cancelled).
 //
 // A record is what the table and the exports show for one scan (file name,
 // never image data): { seq, file, status: queued|running|ok|error|cancelled,
@@ -14,7 +15,7 @@ export class Queue {
   #seq = 0;
   #done = 0;
 
-  /** `run(job)` classifies { record, blob, frame } and fills the record; `onChange(record?)` redraws. */
+  /** `run(job, signal)` classifies { record, blob, frame } and fills the record; `onChange(record?)` redraws. */
   constructor({ run, onChange }) {
     this.run = run;
     this.onChange = onChange;
@@ -43,29 +44,37 @@ export class Queue {
     this.#pump();
   }
 
-  /** Drops every waiting scan; returns how many. */
+  /**
+   * Drops every waiting scan and aborts the running one; returns { dropped,
+   * stopped } (stopped: the running record, or null). A scan whose result
+   * had already arrived keeps it.
+   */
   cancel() {
     const dropped = this.#waiting.splice(0);
     for (const { record } of dropped) {
       record.status = 'cancelled';
       this.onChange(record);
     }
+    const stopped = this.#running?.record ?? null;
+    this.#running?.controller.abort();
     this.onChange();
-    return dropped.length;
+    return { dropped: dropped.length, stopped };
   }
 
   async #pump() {
     if (this.#running) return;
     while (this.#waiting.length) {
       const job = this.#waiting.shift();
-      this.#running = job;
+      const controller = new AbortController();
+      this.#running = { ...job, controller };
       job.record.status = 'running';
       this.onChange(job.record);
       try {
-        await this.run(job);
+        await this.run(job, controller.signal);
         job.record.status = 'ok';
       } catch (e) {
-        Object.assign(job.record, { status: 'error', error: e?.message ?? String(e), errorKind: e?.kind ?? 'internal' });
+        if (e?.kind === 'cancelled') job.record.status = 'cancelled';
+        else Object.assign(job.record, { status: 'error', error: e?.message ?? String(e), errorKind: e?.kind ?? 'internal' });
       }
       this.#done++;
       this.#running = null;

@@ -1,17 +1,22 @@
 // The page's side of the worker protocol (www/shared/messages.js): numbered
 // requests answered by promises, progress callbacks, and a restart that
-// replaces a crashed worker (a wasm trap leaves it unusable).
+// replaces the worker: after a crash (a wasm trap leaves it unusable, an
+// uncaught error ends it), or to stop a request that is running (Cancel),
+// since a synchronous wasm call cannot be interrupted any other way.
 
 export class WorkerClient {
   #worker;
   #pending = new Map();
   #nextId = 1;
+  /** How many workers this client has started (1 + restarts); the tests read it. */
+  generation = 0;
 
   constructor() {
     this.#worker = this.#start();
   }
 
   #start() {
+    this.generation++;
     const w = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
     w.onmessage = ({ data }) => {
       const p = this.#pending.get(data.id);
@@ -20,28 +25,47 @@ export class WorkerClient {
       this.#pending.delete(data.id);
       if (data.error) p.reject(data.error); else p.resolve(data.result);
     };
-    w.onerror = (e) => this.#failAll(e.message || 'the worker failed');
+    // An error nothing in the worker caught: it may have stopped midway, so
+    // nothing it still owes is coming. The callers restart it (with a model).
+    w.onerror = (e) => {
+      e.preventDefault?.();
+      this.#failAll({ kind: 'internal', message: `the worker failed: ${e.message || 'unknown error'}` });
+    };
     return w;
   }
 
-  #failAll(message) {
-    for (const p of this.#pending.values()) p.reject({ kind: 'internal', message });
+  #failAll(error) {
+    for (const p of this.#pending.values()) p.reject(error);
     this.#pending.clear();
   }
 
-  /** Sends `{ type, ...payload }`; resolves with the result, rejects with { kind, message }. */
-  request(type, payload, { transfer = [], onStatus } = {}) {
+  /**
+   * Sends `{ type, ...payload }`; resolves with the result, rejects with
+   * { kind, message }. Aborting `signal` while the request is pending
+   * restarts the worker (every request in flight fails) and rejects this one
+   * with kind `cancelled`; the caller loads its model again.
+   */
+  request(type, payload, { transfer = [], onStatus, signal } = {}) {
+    if (signal?.aborted) return Promise.reject({ kind: 'cancelled', message: 'cancelled before it started' });
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, onStatus });
+      const onAbort = () => {
+        if (!this.#pending.has(id)) return;
+        this.#pending.delete(id);
+        reject({ kind: 'cancelled', message: 'cancelled while running' });
+        this.restart('cancelled');
+      };
+      const settle = (f) => (v) => { signal?.removeEventListener('abort', onAbort); f(v); };
+      this.#pending.set(id, { resolve: settle(resolve), reject: settle(reject), onStatus });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.#worker.postMessage({ id, type, ...payload }, transfer);
     });
   }
 
-  /** Replaces the worker with a fresh one; requests in flight fail. */
-  restart() {
+  /** Replaces the worker with a fresh one (no model loaded); requests in flight fail with `why`. */
+  restart(why = 'restarted') {
     this.#worker.terminate();
-    this.#failAll('the worker was restarted');
+    this.#failAll({ kind: why === 'cancelled' ? 'cancelled' : 'internal', message: `the worker was ${why}` });
     this.#worker = this.#start();
   }
 }

@@ -8,13 +8,20 @@ export const LOAD_MODEL = 'load-model';
 /** { name, image: ArrayBuffer, frame? } -> prediction */
 export const CLASSIFY = 'classify';
 
-/** Error kinds: the wasm's, plus `network` (a download failed) and `hash` (the model file does not match the manifest). */
-export const ERROR_KINDS = ['decode', 'model', 'inference', 'options', 'internal', 'network', 'hash'];
+/**
+ * Error kinds: the wasm's, plus `network` (a download failed or stopped
+ * midway), `hash` (the model file does not match the manifest), `device-lost`
+ * (the WebGPU device went away mid-scan) and, from the page's own client,
+ * `cancelled` (Cancel stopped the request).
+ */
+export const ERROR_KINDS = ['decode', 'model', 'inference', 'options', 'internal', 'network', 'hash', 'device-lost', 'cancelled'];
 
 // Page <-> service worker messages ({ type, ... }).
 /** page -> sw: answer with READY_OFFLINE if the precache is complete. */
 export const SW_PING = 'ping';
 /** sw -> page: { version } everything needed to run offline is cached. */
 export const SW_READY_OFFLINE = 'ready-offline';
+/** sw -> page: { reason } storing the app for offline use failed (e.g. the storage quota); the page works online. */
+export const SW_OFFLINE_FAILED = 'offline-failed';
 /** page -> waiting sw: the user agreed to the update; activate now. */
 export const SW_SKIP_WAITING = 'skip-waiting';

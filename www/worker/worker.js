@@ -8,6 +8,34 @@ import { LOAD_MODEL, CLASSIFY } from '../shared/messages.js';
 let ready = null;   // Promise of the initialised wasm module (lazy, once)
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();
+let classifying = null; // the id of the classify request being answered
+let gpuLost = null;     // why the WebGPU device in use was lost, once it was
+let onGpu = false;      // whether `screen` runs on WebGPU (known here without calling into the busy wasm)
+
+/**
+ * Every WebGPU device wgpu requests in this worker, newest last; the
+ * fault-injection tests destroy the newest (tests/browser/faults.test.mjs).
+ * When the device in use is lost (driver reset, GPU process crash, tab in
+ * the background on some systems) the scan being answered fails at once
+ * with kind `device-lost` instead of waiting on a device that will never
+ * answer; the page then restarts the worker on the CPU and retries it.
+ */
+self.gpuDevices = [];
+if (self.GPUAdapter?.prototype.requestDevice) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    self.gpuDevices.push(device);
+    device.lost.then((info) => {
+      if (device !== self.gpuDevices.at(-1) || !onGpu) return; // an old model's device, freed
+      gpuLost = info.message || info.reason || 'no reason given';
+      if (classifying != null) postMessage({ id: classifying, error: lostError() });
+    });
+    return device;
+  };
+}
+
+const lostError = () => ({ kind: 'device-lost', message: `the WebGPU device was lost (${gpuLost})` });
 
 /** { kind, message }: the wasm's errors carry their kind (src/web.rs `WebError`: decode, hash, model, inference, options). */
 function errorOf(e) {
@@ -35,8 +63,18 @@ async function download(id, url, expectedBytes) {
   const parts = [];
   let loaded = 0;
   let lastPost = 0;
+  const stopped = (why) => ({
+    kind: 'network',
+    message: `the download of ${url} stopped after ${loaded} of ${total || 'an unknown number of'} bytes (${why}); check the connection and press Retry`,
+  });
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw stopped(e.message || 'the connection broke');
+    }
+    const { done, value } = chunk;
     if (done) break;
     parts.push(value);
     loaded += value.length;
@@ -46,6 +84,7 @@ async function download(id, url, expectedBytes) {
       postMessage({ id, status: 'downloading the model', progress: { loaded, total } });
     }
   }
+  if (expectedBytes && loaded < expectedBytes) throw stopped('the server sent less than the manifest says');
   postMessage({ id, status: 'downloading the model', progress: { loaded, total: Math.max(total, loaded) } });
   const bytes = new Uint8Array(loaded);
   let at = 0;
@@ -85,23 +124,44 @@ async function loadModel(id, args) {
   const bytes = args.url ? await download(id, args.url, args.bytes) : new Uint8Array(args.model);
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
   let backend = args.backend ?? 'auto';
-  const cpuReason = backend === 'auto' ? await softwareAdapter() : null;
+  // The page passes `cpu_reason` when it moves a model to the CPU (a crash, a lost device).
+  const cpuReason = backend === 'auto' ? await softwareAdapter() : args.cpu_reason ?? null;
   if (cpuReason) backend = 'cpu';
   const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined };
   const next = await MriScreen.create(bytes, options);
   screen?.free();
   screen = next;
+  gpuLost = null;
+  onGpu = screen.status().kind === 'gpu';
   return { result: { info: screen.info(), backend: screen.status() } };
 }
 
 async function classify(id, args) {
   if (!screen) throw { kind: 'model', message: 'no model is loaded yet' };
+  if (gpuLost) throw lostError();
   postMessage({ id, status: `classifying ${args.name}` });
+  if (self.mriscreenFault === 'crash') {
+    // Fault injection (tests only): the worker dies mid-scan, answering nothing.
+    self.mriscreenFault = null;
+    setTimeout(() => { throw new Error('injected crash'); });
+    return new Promise(() => {});
+  }
   const t0 = performance.now();
   const options = args.frame == null ? undefined : { frame: args.frame };
-  const p = await screen.classify(new Uint8Array(args.image), options);
+  let p;
+  try {
+    classifying = id;
+    p = await screen.classify(new Uint8Array(args.image), options);
+  } catch (e) {
+    // A failed map or submit often arrives before the device's `lost` promise settles: give it a moment.
+    if (onGpu && !gpuLost) await Promise.race([self.gpuDevices.at(-1)?.lost, new Promise((r) => setTimeout(r, 500))]);
+    throw gpuLost ? lostError() : e;
+  } finally {
+    classifying = null;
+  }
   p.total_ms = performance.now() - t0;
   p.status = screen.status();
+  onGpu = p.status.kind === 'gpu';
   const transfer = [];
   if (p.preview) { p.preview.pixels = bytesOf(p.preview.pixels); transfer.push(p.preview.pixels.buffer); }
   if (p.heatmap) { p.heatmap.values = bytesOf(p.heatmap.values); transfer.push(p.heatmap.values.buffer); }

@@ -1,0 +1,214 @@
+// Faults injected into a running page, and survived: the worker dying
+// mid-scan, the WebGPU device lost mid-batch, Cancel stopping the scan that is
+// running, the model download cut halfway, and a storage quota too small to
+// keep the app offline. Each ends with a result for every scan (or a reported
+// error), a badge or message that says what happened, and a page that still
+// classifies.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { WEBGPU_FLAGS, DIST, startServer, launch, openPage, newSession, shownResults, waitForResults, classifySample,
+  backendBadge, samples } from './helpers.mjs';
+
+let server, url, browser, tmp;
+before(async () => {
+  ({ server, url } = await startServer());
+  browser = await launch();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-faults-'));
+});
+after(async () => {
+  await browser?.close();
+  server?.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** `n` copies of the first real sample under distinct names; their paths. */
+function copies(n, stem) {
+  const src = fs.readFileSync(samples()[0].path);
+  return Array.from({ length: n }, (_, i) => {
+    const f = path.join(tmp, `${stem}-${String(i).padStart(2, '0')}.jpg`);
+    fs.writeFileSync(f, src);
+    return f;
+  });
+}
+
+/** Status of every row of the results table, by file name. */
+const rowStatus = (page) => page.$$eval('#results-rows tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.file, tr.dataset.status])));
+
+/** Sets the test-only fault `kind` in a page's model worker. */
+const injectFault = (worker, kind) => worker.evaluate((k) => { self.mriscreenFault = k; }, kind);
+
+test('the worker dies mid-scan: a fresh one retries the scan once, and a second death is reported', async () => {
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
+  const started = [];
+  page.on('worker', (w) => started.push(w));
+  const [worker] = page.workers();
+  await injectFault(worker, 'crash');
+  const r = await classifySample(page, 'glioma');
+  assert.equal(r.status, 'ok', r.text);
+  assert.equal(started.length, 1, 'one fresh worker');
+  const badge = await backendBadge(page);
+  assert.equal(badge.kind, 'cpu');
+  assert.match(badge.reason, /worker crashed while classifying .*injected crash.* and was restarted/);
+
+  // Every worker from now on dies on its first scan: the retry dies too, and the scan is reported.
+  const crashEvery = (w) => injectFault(w, 'crash').catch(() => {});
+  page.on('worker', crashEvery);
+  await injectFault(started[0], 'crash');
+  const [sample] = samples();
+  const failed = await classifySample(page, 'meningioma');
+  assert.equal(failed.status, 'error', failed.text);
+  assert.match(failed.text, /worker failed.*injected crash/);
+  page.off('worker', crashEvery);
+  // The next scan gets a working worker (restarted after the reported failure).
+  const next = await classifySample(page, sample.class);
+  assert.equal(next.status, 'ok', next.text);
+  await context.close();
+});
+
+test('Cancel stops the scan that is running as well as the waiting ones; the model is loaded again', async () => {
+  const files = copies(40, 'cancel');
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
+  const started = [];
+  page.on('worker', (w) => started.push(w));
+  await page.setInputFiles('#file-input', files);
+  await page.waitForSelector('#results-rows tr[data-status=ok]');
+  // Read which scan is running and press Cancel in one task, so the two agree.
+  const stopped = await page.evaluate(() => {
+    const running = document.querySelector('#results-rows tr[data-status=running]');
+    document.querySelector('#cancel-button').click();
+    return running?.dataset.file ?? null;
+  });
+  assert.ok(stopped, 'a scan was running when Cancel was pressed');
+  await page.waitForSelector('#queue-status[data-state=idle]', { timeout: 60_000 });
+  const rows = await rowStatus(page);
+  assert.equal(rows[stopped], 'cancelled', `the running scan ${stopped}: ${rows[stopped]}`);
+  const values = Object.values(rows);
+  assert.equal(values.length, 40);
+  assert.ok(values.every((s) => s === 'ok' || s === 'cancelled'), JSON.stringify(rows));
+  assert.equal(await page.locator('.result').count(), values.filter((s) => s === 'ok').length);
+  assert.match(await page.locator('#announcer').innerText(), new RegExp(`${stopped} stopped`));
+  assert.equal(started.length, 1, 'the worker was replaced to stop the scan');
+  await page.waitForSelector('#model-status[data-status=ready]', { timeout: 60_000 });
+  const r = await classifySample(page, 'glioma');
+  assert.equal(r.status, 'ok', r.text);
+  await context.close();
+});
+
+test('the WebGPU device is lost mid-batch: the batch finishes on the CPU, no result is lost, the badge says why', { timeout: 300_000 }, async () => {
+  const gpuBrowser = await launch(WEBGPU_FLAGS);
+  try {
+    const { context, page } = await openPage(gpuBrowser, `${url}?backend=gpu`);
+    assert.equal((await backendBadge(page)).kind, 'gpu');
+    const [worker] = page.workers();
+    const files = copies(4, 'lost');
+    await page.setInputFiles('#file-input', files);
+    await waitForResults(page, 1);
+    await worker.evaluate(() => self.gpuDevices.at(-1).destroy());
+    await waitForResults(page, 4);
+    await page.waitForSelector('#queue-status[data-state=idle]', { timeout: 120_000 });
+    const shown = await shownResults(page);
+    assert.equal(shown.length, 4);
+    assert.ok(shown.every((r) => r.status === 'ok'), JSON.stringify(shown.map((r) => r.text)));
+    assert.ok(shown.some((r) => r.backend === 'gpu'), 'the first scans ran on WebGPU');
+    assert.ok(shown.some((r) => r.backend === 'cpu'), 'the rest ran on the CPU');
+    assert.equal(new Set(shown.map((r) => r.label)).size, 1, 'the same file gets the same label on both backends');
+    const badge = await backendBadge(page);
+    assert.equal(badge.kind, 'cpu');
+    assert.match(badge.reason, /WebGPU device was lost/);
+    await context.close();
+  } finally {
+    await gpuBrowser.close();
+  }
+});
+
+/**
+ * A proxy in front of the static server that, while `cut` names a path,
+ * answers it with its full Content-Length but only half the bytes, then
+ * drops the connection (a download interrupted halfway).
+ */
+async function interruptingProxy(target) {
+  const state = { cut: null };
+  const upstream = new URL(target);
+  const proxy = http.createServer((req, res) => {
+    const { pathname } = new URL(req.url, upstream);
+    if (state.cut && pathname.endsWith(state.cut)) {
+      const bytes = fs.readFileSync(path.join(DIST, 'models', state.cut));
+      res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.length, 'Cache-Control': 'no-store' });
+      res.write(bytes.subarray(0, bytes.length >> 1), () => setTimeout(() => res.socket.destroy(), 50));
+      return;
+    }
+    const forward = http.request({ host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode, up.headers);
+      up.pipe(res);
+    });
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  return { proxy, state, url: `http://127.0.0.1:${proxy.address().port}/` };
+}
+
+test('a model download cut halfway: a clear error and Retry; no partial file is cached; Retry loads it', async () => {
+  const { proxy, state, url: proxied } = await interruptingProxy(url);
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(DIST, 'models/manifest.json'), 'utf8'));
+    const other = manifest.models.find((m) => m.id !== manifest.default && !m.untrained);
+    const { context, page } = await openPage(browser, `${proxied}?backend=cpu`);
+    await page.waitForSelector('#offline-status[data-status=ready]', { timeout: 120_000 });
+    // The service worker now controls the page and caches a model on first use.
+    state.cut = path.basename(other.file);
+    await page.selectOption('#model-select', other.id);
+    await page.waitForSelector('#model-status[data-status=error]', { timeout: 60_000 });
+    const status = await page.locator('#model-status').innerText();
+    assert.match(status, /stopped after \d+ of \d+ bytes/, status);
+    assert.match(status, /press Retry/);
+    assert.equal(await page.locator('#model-status').getAttribute('data-error-kind'), 'network');
+    assert.ok(await page.locator('#model-retry').isVisible(), 'a Retry button');
+    const modelUrl = new URL(other.file, new URL('models/manifest.json', proxied)).href;
+    const cached = () => page.evaluate(async (u) => {
+      const sizes = [];
+      for (const name of await caches.keys()) {
+        const hit = await (await caches.open(name)).match(u);
+        if (hit) sizes.push((await hit.arrayBuffer()).byteLength);
+      }
+      return sizes;
+    }, modelUrl);
+    assert.deepEqual(await cached(), [], 'no partial model in the offline cache');
+
+    state.cut = null;
+    await page.click('#model-retry');
+    await page.waitForSelector('#model-status[data-status=ready]', { timeout: 60_000 });
+    assert.ok(await page.locator('#model-retry').isHidden());
+    const r = await classifySample(page, 'glioma');
+    assert.equal(r.status, 'ok', r.text);
+    await page.waitForFunction(async (u) => {
+      for (const name of await caches.keys()) if (await (await caches.open(name)).match(u)) return true;
+      return false;
+    }, modelUrl, { timeout: 30_000 });
+    assert.deepEqual(await cached(), [other.bytes], 'the whole file is cached after the retry');
+    await context.close();
+  } finally {
+    proxy.close();
+  }
+});
+
+test('storage quota too small for offline use: the page says so and still classifies online', async () => {
+  const { context } = await newSession(browser);
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(url).origin, quotaSize: 64 * 1024 });
+  await page.goto(`${url}?backend=cpu`);
+  await page.waitForSelector('#model-status[data-status=ready]', { timeout: 120_000 });
+  await page.waitForSelector('#offline-status[data-status=unavailable]', { timeout: 120_000 });
+  const text = await page.locator('#offline-status').innerText();
+  assert.match(text, /storage for the site is full or too small/, text);
+  assert.match(text, /still works online/);
+  const r = await classifySample(page, 'glioma');
+  assert.equal(r.status, 'ok', r.text);
+  assert.equal(await page.evaluate(async () => (await caches.keys()).length), 0, 'no half-filled cache is left');
+  await context.close();
+});
