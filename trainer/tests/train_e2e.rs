@@ -1,7 +1,9 @@
 //! The trainer end to end through the real binary, on a tiny SynthTumor set:
 //! synth (200 images, 64–96 px) → train one epoch per stage at 64 px →
 //! ONNX export verified by tract → evaluation → `predict` on a generated
-//! image; plus resume after a kill, and refusing to overwrite a run.
+//! image; plus resume after five kills at random points (every epoch once,
+//! ending with the weights of a run never interrupted), and refusing to
+//! overwrite a run.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -130,35 +132,110 @@ fn synth_train_export_evaluate_predict() {
     assert!(model.exists(), "the earlier run's files are still there");
 }
 
+/// What `predict --json` gives for every test image of the toy set with `model`: (file, probabilities).
+fn test_predictions(model: &Path) -> Vec<(String, Value)> {
+    let mut images: Vec<PathBuf> = std::fs::read_dir(dataset().join("Testing"))
+        .unwrap()
+        .flat_map(|class| std::fs::read_dir(class.unwrap().path()).unwrap().map(|f| f.unwrap().path()))
+        .collect();
+    images.sort();
+    let out = ok(bin().args(["predict", "--json", "--threads", "1", "--model"]).arg(model).args(&images).output().unwrap(), "predict");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_array().unwrap().iter().map(|p| (p["file"].to_string(), p["probabilities"].clone())).collect()
+}
+
 #[test]
-fn resume_after_a_kill_loses_at_most_the_running_epoch() {
-    let run = tmp("resume");
-    let mut child = train(&run, &["--epochs", "1,3,0"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
-    // Kill it once stage 2 has finished its first epoch.
+fn killed_five_times_at_random_points_resume_ends_with_the_uninterrupted_model() {
+    const EPOCHS: [&str; 2] = ["--epochs", "1,1,1"];
+    let reference = tmp("kill-reference");
     let start = Instant::now();
-    loop {
-        let done = std::fs::read_to_string(run.join("metrics.json"))
+    ok(train(&reference, &EPOCHS).output().unwrap(), "uninterrupted run");
+    let whole = start.elapsed();
+
+    // Five SIGKILLs: attempt i waits until min(i, 3) epochs are done in all
+    // (0: while the data loads or the first epoch runs; 3: during the export
+    // and evaluation, or after), then a random share of a quarter of the whole
+    // run (a fixed sequence); every attempt after the first passes --resume.
+    let run = tmp("killed");
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut kills = Vec::new();
+    let done = |dir: &Path| {
+        std::fs::read_to_string(dir.join("metrics.json"))
             .ok()
             .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .map_or(0, |v| v.as_array().map_or(0, Vec::len));
-        if done >= 2 {
-            break;
+            .map_or(0, |v| v.as_array().map_or(0, Vec::len))
+    };
+    for attempt in 0..5 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let wait = (whole / 4).mul_f64((x >> 11) as f64 / (1u64 << 53) as f64);
+        let mut args = EPOCHS.to_vec();
+        if attempt > 0 {
+            args.push("--resume");
         }
-        assert!(child.try_wait().unwrap().is_none(), "training ended before it could be interrupted");
-        assert!(start.elapsed() < Duration::from_secs(600), "training made no progress");
-        std::thread::sleep(Duration::from_millis(20));
+        let mut child = train(&run, &args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let t0 = Instant::now();
+        let after = attempt.min(3);
+        while done(&run) < after && child.try_wait().unwrap().is_none() {
+            assert!(t0.elapsed() < Duration::from_secs(600), "training made no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let t1 = Instant::now();
+        while t1.elapsed() < wait && child.try_wait().unwrap().is_none() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok();
+        child.wait().unwrap();
+        kills.push(format!(
+            "{:.2} s after epoch {after}{} ({} epochs saved)",
+            wait.as_secs_f64(),
+            if finished { ", already finished" } else { "" },
+            done(&run)
+        ));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let before = json(&run.join("metrics.json")).as_array().unwrap().len();
+    eprintln!("whole run {:.1} s; killed at {}", whole.as_secs_f64(), kills.join("; "));
+    let out = ok(train(&run, &[&EPOCHS[..], &["--resume"]].concat()).output().unwrap(), "the last --resume");
+    let stderr = String::from_utf8_lossy(&out.stderr);
 
-    ok(train(&run, &["--epochs", "1,3,0", "--resume"]).output().unwrap(), "resume");
-    let metrics = json(&run.join("metrics.json"));
-    let epochs: Vec<(u64, u64)> = metrics.as_array().unwrap().iter().map(|m| (m["stage"].as_u64().unwrap(), m["epoch"].as_u64().unwrap())).collect();
-    assert!(before >= 2);
-    // Every epoch once, in order: nothing repeated, nothing skipped.
-    assert_eq!(epochs, vec![(1, 1), (2, 1), (2, 2), (2, 3)], "{epochs:?}");
+    // Every epoch exactly once, and the same weights: the same probabilities, to the last digit, on every test image.
+    let epochs = |dir: &Path| -> Vec<(u64, u64)> {
+        json(&dir.join("metrics.json")).as_array().unwrap().iter().map(|m| (m["stage"].as_u64().unwrap(), m["epoch"].as_u64().unwrap())).collect()
+    };
+    assert_eq!(epochs(&run), epochs(&reference), "{stderr}");
+    assert_eq!(json(&run.join("evaluation.json"))["accuracy"], json(&reference.join("evaluation.json"))["accuracy"]);
+    let (got, want) = (test_predictions(&run.join("model.onnx")), test_predictions(&reference.join("model.onnx")));
+    assert_eq!(got.len(), 40);
+    assert_eq!(got, want, "killed at {}", kills.join("; "));
+    for dir in [&run, &reference] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn resume_before_the_first_checkpoint_starts_again_and_unknown_folders_are_refused() {
+    // A folder with only what a run writes as it starts: --resume starts from the beginning.
+    let run = tmp("early");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("train_config.json"), "{}").unwrap();
+    std::fs::write(run.join("checkpoint.safetensors.tmp"), b"half a checkpoint").unwrap();
+    let out = ok(train(&run, &["--epochs", "1,0,0", "--resume"]).output().unwrap(), "resume with no checkpoint");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("starting from the beginning"));
     assert!(run.join("model.onnx").exists());
+    // Someone else's folder: refused, and left as it was.
+    let other = tmp("not-a-run");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let out = train(&other, &["--epochs", "1,0,0", "--resume"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no checkpoint.safetensors") && stderr.contains("notes.txt"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "mine");
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+    for dir in [&run, &other] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 #[test]

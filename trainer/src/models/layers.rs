@@ -272,6 +272,15 @@ impl Head {
         Ok(Head { path, linear, dropout, rng: std::sync::Mutex::new(mriscreen::rng::Rng::new(seed)) })
     }
 
+    /// Restarts the dropout masks from `seed`. Training calls it at the start
+    /// of every epoch with that epoch's seed, so a run resumed from a
+    /// checkpoint draws the same masks as one that was never interrupted.
+    pub fn reseed(&self, seed: u64) -> Result<()> {
+        let mut rng = self.rng.lock().map_err(|_| candle_core::Error::Msg("dropout RNG poisoned".into()))?;
+        *rng = mriscreen::rng::Rng::new(seed);
+        Ok(())
+    }
+
     /// The classifier as the quantized export computes it: weight
     /// fake-quantized with `scheme`, bias rounded to float16, dropout when training.
     pub fn forward_qat(&self, pooled: &Tensor, scheme: mriscreen::model::quant::Scheme, train: bool) -> Result<Tensor> {

@@ -118,7 +118,9 @@ pub struct Args {
     /// Train without augmentation.
     #[arg(long)]
     pub no_augment: bool,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint (written at the end of every epoch), with the
+    /// same flags; it then ends with the same weights as a run never interrupted. A run stopped before its
+    /// first checkpoint starts again from the beginning.
     #[arg(long)]
     pub resume: bool,
     /// Replace the contents of an existing --out (without it, an existing run is never overwritten).

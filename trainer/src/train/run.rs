@@ -90,9 +90,25 @@ fn check_args(a: &Args) -> Result<()> {
 fn check_out(a: &Args) -> Result<()> {
     let non_empty = a.out.read_dir().map(|mut d| d.next().is_some()).unwrap_or(false);
     if a.resume {
-        if !a.out.join("checkpoint.safetensors").exists() {
-            bail!("--resume: {} holds no checkpoint.safetensors to continue from", a.out.display());
+        if a.out.join("checkpoint.safetensors").exists() {
+            return Ok(());
         }
+        // Stopped before its first epoch ended: only what a run writes as it
+        // starts (and the first epoch's best weights) is there, or nothing.
+        const EARLY: [&str; 5] = ["train_config.json", "dataset_report.json", "best.safetensors", "best.safetensors.tmp", "checkpoint.safetensors.tmp"];
+        let others: Vec<String> = match a.out.read_dir() {
+            Ok(d) => d.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !EARLY.contains(&n.as_str())).collect(),
+            Err(_) => Vec::new(),
+        };
+        if !others.is_empty() {
+            bail!(
+                "--resume: {} holds no checkpoint.safetensors to continue from, and files a run does not write before its first checkpoint ({}); \
+                 choose the run's folder, or start again with --force",
+                a.out.display(),
+                others.join(", ")
+            );
+        }
+        eprintln!("--resume: no checkpoint yet in {} (the run stopped before its first epoch ended); starting from the beginning", a.out.display());
         return Ok(());
     }
     if non_empty && !a.force {
@@ -254,7 +270,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
 
     let ckpt_path = a.out.join("checkpoint.safetensors");
     let best_path = a.out.join("best.safetensors");
-    let (mut state, saved_opt) = if a.resume {
+    let (mut state, saved_opt) = if a.resume && ckpt_path.exists() {
         let (tensors, state): (HashMap<String, Tensor>, State) = checkpoint::load(&ckpt_path)?;
         set_vars(&varmap, &tensors)?;
         eprintln!("resuming at stage {} after {} epoch(s)", state.stage, state.epoch);
@@ -307,6 +323,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             let e = state.epoch;
             let t0 = Instant::now();
             let epoch_seed = a.seed ^ ((s as u64) << 40) ^ ((e as u64) << 20) ^ 0xE90C;
+            model.head().reseed(epoch_seed ^ 0xD40F)?;
             let order = ds.epoch_order(Split::Train, epoch_seed);
             let pb = progress(steps_per_epoch, format!("stage {s} ep {}", e + 1));
             let (mut loss_sum, mut correct) = (0.0, 0usize);
