@@ -10,6 +10,9 @@ pub mod backend;
 pub mod classify;
 pub mod decode;
 pub mod familiar;
+#[cfg(not(target_arch = "wasm32"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod heatmap;
 pub mod input_check;
 pub mod model;
