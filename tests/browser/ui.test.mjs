@@ -143,6 +143,32 @@ test('a batch can be cancelled: every scan ends done or cancelled, and the page 
   await context.close();
 });
 
+test('a long session: only the newest 100 results keep their image and heat-map; every result stays in the table', async () => {
+  const src = fs.readFileSync(samples()[0].path);
+  const files = Array.from({ length: 103 }, (_, i) => {
+    const f = path.join(tmp, `long-${String(i).padStart(3, '0')}.jpg`);
+    fs.writeFileSync(f, src);
+    return f;
+  });
+  const { context, page } = await openPage(browser, url);
+  await page.setInputFiles('#file-input', files);
+  await page.waitForSelector('#queue-status[data-state=idle]', { timeout: 300_000 });
+  const shown = await page.$$eval('.result', (ns) => ns.map((n) => ({
+    file: n.dataset.file, released: n.dataset.released === 'true', canvases: n.querySelectorAll('canvas').length, text: n.textContent,
+  })));
+  assert.equal(shown.length, 103);
+  assert.deepEqual(shown.filter((r) => r.released).map((r) => r.file), ['long-002.jpg', 'long-001.jpg', 'long-000.jpg']);
+  assert.ok(shown.slice(0, 100).every((r) => !r.released && r.canvases > 0));
+  for (const r of shown.slice(100)) {
+    assert.equal(r.canvases, 0);
+    assert.match(r.text, /released to save memory .* stays in the table and the exports/);
+    assert.match(r.text, /Top class: /, 'the result text is kept');
+    assert.match(r.text, /Probabilities: glioma \d+\.\d %, meningioma \d+\.\d %, notumor \d+\.\d %, pituitary \d+\.\d %\./);
+  }
+  assert.equal(await page.locator('#results-rows tr[data-status=ok]').count(), 103);
+  await context.close();
+});
+
 test('CSV and JSON exports hold the table: file names and results, nothing else', async () => {
   const { context, page } = await openPage(browser, url);
   const bad = path.join(tmp, 'bad, "quoted".png');

@@ -5,7 +5,7 @@ import { CLASSIFY } from '../shared/messages.js';
 import { WorkerClient } from './worker-client.js';
 import { Models } from './models.js';
 import { Queue } from './queue.js';
-import { renderResult, renderError, percent } from './render.js';
+import { renderResult, renderError, releaseImages, percent } from './render.js';
 import { upsertRow } from './table.js';
 import { toCsv, toJson, download, stamp } from './export.js';
 import { setupInput } from './dropzone.js';
@@ -109,10 +109,21 @@ async function run({ record, blob, frame }, signal) {
   announce(`${record.file}: ${r.label}, ${percent(top, 0)}${record.refer ? ', refer for expert review' : ''}.`);
 }
 
+/** How many of the newest results keep their image and heat-map (about 1 MB of page memory each). */
+const KEEP_IMAGES = 100;
+
 /** Puts a result article in place of the scan's previous one, or first in the list. */
 function show(record, article) {
   const old = document.getElementById(`result-${record.seq}`);
-  if (!old) { results.prepend(article); return; }
+  if (!old) {
+    results.prepend(article);
+    for (const older of [...results.children].slice(KEEP_IMAGES)) {
+      if (older.dataset.released) break;
+      releaseImages(older, KEEP_IMAGES);
+      multiFrame.delete(Number(older.id.replace('result-', '')));
+    }
+    return;
+  }
   // Keep keyboard focus on the same control (e.g. the frame slider) in the new result.
   const focusedId = old.contains(document.activeElement) ? document.activeElement.id : '';
   old.replaceWith(article);

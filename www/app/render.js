@@ -118,6 +118,25 @@ export function renderResult(record, r, { threshold, temperature, blob, onFrame 
   }, el('h3', {}, `${record.file}: ${r.label}`), el('div', { class: 'result-body' }, figure, summary));
 }
 
+/**
+ * Drops an older result's image, heat-map and frame slider (the canvases
+ * are most of a result's memory), keeping its text; the table and the
+ * exports keep the whole result. A long session then stays light.
+ */
+export function releaseImages(article, keep) {
+  const figure = article.querySelector('figure.viewer');
+  if (!figure) return;
+  figure.replaceWith(el('p', { class: 'meta released' },
+    `Image and heat-map released to save memory (only the newest ${keep} results keep theirs); the result stays in the table and the exports.`));
+  // The class bars become one line of text: the same numbers in a few DOM nodes instead of dozens.
+  const bars = article.querySelector('.bars');
+  if (bars) {
+    const text = [...bars.querySelectorAll('.prob')].map((p) => `${p.dataset.class} ${p.textContent}`).join(', ');
+    bars.replaceWith(el('p', { class: 'probabilities' }, `Probabilities: ${text}.`));
+  }
+  article.dataset.released = 'true';
+}
+
 export function renderError(record) {
   return el('article', { class: 'result', id: `result-${record.seq}`, tabindex: '-1', 'data-file': record.file, 'data-status': 'error', 'data-error-kind': record.errorKind },
     el('h3', {}, record.file), el('p', {}, `Could not classify: ${record.error}`));
