@@ -4,9 +4,10 @@
 // records the worker's wasm memory, the page's JS heap after a garbage
 // collection, its DOM node count, and the resident memory of Chromium's
 // renderer and GPU processes; then runs `mriscreen predict` over --native
-// (default 10,000) files, sampling its resident memory. Writes
-// bench/soak/soak.json and bench/soak/soak.svg; growth = (last − at 100 scans) / at 100
-// scans (native: after 1,000 files).
+// (default 10,000) files, sampling its resident memory. Each part is written
+// to bench/soak/<part>.json (a count of 0 skips a part and keeps its last
+// file); bench/soak/soak.json has the growth of every part, (last − at 100
+// scans) / at 100 scans (native: after 1,000 files), and soak.svg the plot.
 //
 //   node scripts/bench-soak.mjs [--cpu 1000] [--gpu 200] [--native 10000] [--out bench/soak/soak.json]
 //
@@ -42,13 +43,37 @@ function scanFiles(n, stem) {
   });
 }
 
-/** Resident memory (bytes) of every Chromium process of `type` (renderer, gpu-process); one browser runs at a time here. */
-function rss(type) {
-  let total = 0;
+/** pid → { ppid, cmd } of every process. */
+function processes() {
+  const all = new Map();
   for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
-      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (!cmd.includes('chromium') || !cmd.includes(`--type=${type}`)) continue;
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      all.set(Number(pid), { ppid, cmd: fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8') });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return all;
+}
+
+/**
+ * Resident memory (bytes) of the processes of `type` (renderer, gpu-process)
+ * of the Chromium this script launched (its child and that one's
+ * descendants; other browsers on the machine are not counted).
+ */
+function rss(type) {
+  const all = processes();
+  const ours = new Set([...all].filter(([, p]) => p.ppid === process.pid && p.cmd.includes('chromium')).map(([pid]) => pid));
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const [pid, p] of all) if (!ours.has(pid) && ours.has(p.ppid)) { ours.add(pid); grew = true; }
+  }
+  let total = 0;
+  for (const pid of ours) {
+    if (!all.get(pid).cmd.includes(`--type=${type}`)) continue;
+    try {
       const kb = /VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
       total += kb ? Number(kb[1]) * 1024 : 0;
     } catch {
@@ -159,22 +184,33 @@ function svg(report) {
     + `<rect width="100%" height="100%" fill="#fff"/>\n${parts.join('\n')}\n</svg>\n`;
 }
 
+// Each part writes its own file, so one can be measured again alone (e.g. --cpu 0 --gpu 0 for the native part).
+const dir = path.dirname(out);
+const partFile = (name) => path.join(dir, `${name}.json`);
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`;
 const { server, url } = await serve(DIST, { port: 0 });
 try {
-  const report = { date: new Date().toISOString(), machine: `${os.cpus().length} × ${os.cpus()[0]?.model}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`, every: EVERY };
-  report.browser_cpu = counts.cpu ? await browserSoak(url, 'cpu', counts.cpu) : [];
-  report.browser_gpu = counts.gpu ? await browserSoak(url, 'gpu', counts.gpu) : [];
-  report.native = counts.native ? await nativeSoak(counts.native) : [];
-  report.growth = {
-    browser_cpu: Object.fromEntries(['wasm_memory_bytes', 'js_heap_used_bytes', 'renderer_rss_bytes'].map((k) => [k, growth(report.browser_cpu, k, 'scans', 100)])),
-    browser_gpu: Object.fromEntries(['wasm_memory_bytes', 'js_heap_used_bytes', 'renderer_rss_bytes', 'gpu_process_rss_bytes'].map((k) => [k, growth(report.browser_gpu, k, 'scans', 100)])),
-    native: { rss_bytes: growth(report.native, 'rss_bytes', 'files', 1000) },
+  fs.mkdirSync(dir, { recursive: true });
+  const save = (name, samplesTaken) => fs.writeFileSync(partFile(name), `${JSON.stringify({ date: new Date().toISOString(), machine, every: EVERY, samples: samplesTaken }, null, 2)}\n`);
+  if (counts.cpu) save('browser_cpu', await browserSoak(url, 'cpu', counts.cpu));
+  if (counts.gpu) save('browser_gpu', await browserSoak(url, 'gpu', counts.gpu));
+  if (counts.native) save('native', await nativeSoak(counts.native));
+  const read = (name) => (fs.existsSync(partFile(name)) ? JSON.parse(fs.readFileSync(partFile(name), 'utf8')) : null);
+  const parts = { browser_cpu: read('browser_cpu'), browser_gpu: read('browser_gpu'), native: read('native') };
+  const report = Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v?.samples ?? []]));
+  const growthOf = {
+    browser_cpu: ['scans', 100, ['wasm_memory_bytes', 'js_heap_used_bytes', 'renderer_rss_bytes']],
+    browser_gpu: ['scans', 100, ['wasm_memory_bytes', 'js_heap_used_bytes', 'renderer_rss_bytes', 'gpu_process_rss_bytes']],
+    native: ['files', 1000, ['rss_bytes']],
   };
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, `${JSON.stringify(report, null, 2)}\n`);
-  fs.writeFileSync(out.replace(/\.json$/, '.svg'), svg(report));
-  console.log(`growth after the first 100 scans (1,000 files natively): ${JSON.stringify(report.growth)}`);
-  console.log(`written: ${path.relative(ROOT, out)} and ${path.relative(ROOT, out.replace(/\.json$/, '.svg'))}`);
+  const summary = {
+    measured: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, v ? { date: v.date, machine: v.machine } : null])),
+    growth: Object.fromEntries(Object.entries(growthOf).map(([k, [x, at, keys]]) => [k, Object.fromEntries(keys.map((key) => [key, growth(report[k], key, x, at)]))])),
+  };
+  fs.writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+  fs.writeFileSync(path.join(dir, 'soak.svg'), svg(report));
+  console.log(`growth after the first 100 scans (1,000 files natively): ${JSON.stringify(summary.growth)}`);
+  console.log(`written: ${path.relative(ROOT, dir)}/ (browser_cpu.json, browser_gpu.json, native.json, soak.json, soak.svg)`);
 } finally {
   server.close();
   fs.rmSync(work, { recursive: true, force: true });

@@ -238,8 +238,15 @@ fn refused_structure(what: &str, needle: &str, edit: impl FnOnce(&mut mriscreen:
         .expect_err(what)
         .to_string();
     assert!(e.contains(needle) && e.contains("export it again"), "{what}: {e}");
-    // The classifier (CPU, and the WebGPU path, which starts from the same package) refuses it the same way.
+    // The classifier refuses it the same way on the CPU, and on WebGPU before it touches the device.
     assert!(model_err(&bytes, &LoadOptions::default()).contains(needle), "{what}");
+    for choice in [mriscreen::BackendChoice::Gpu, mriscreen::BackendChoice::Auto] {
+        let e = std::panic::catch_unwind(|| block_on(Classifier::load(&bytes, &LoadOptions::default(), choice)))
+            .unwrap_or_else(|_| panic!("{what}: the {choice:?} backend panicked"))
+            .err()
+            .unwrap_or_else(|| panic!("{what}: the {choice:?} backend accepted it"));
+        assert!(e.to_string().contains(needle) && e.kind() == "model", "{what} on {choice:?}: {e}");
+    }
 }
 
 #[test]

@@ -80,6 +80,39 @@ async fn js_api_matches_native_and_reports_errors() {
     assert!(tampered.message().contains("SHA-256"));
 }
 
+/// Malformed graphs in the browser: refused with kind `model` on both
+/// backends, never a trap (the WebGPU path validates with the CPU path's
+/// checks before it touches the device).
+#[wasm_bindgen_test]
+async fn malformed_graphs_are_refused_on_both_backends() {
+    use mriscreen::model::pb::{ModelProto, NodeProto};
+    use prost::Message;
+    let edits: [(&str, fn(&mut mriscreen::model::pb::GraphProto)); 4] = [
+        ("a node with no inputs", |g| {
+            let k = g.node.iter().position(|n| n.op_type == "Conv").unwrap();
+            g.node[k].input.clear();
+        }),
+        ("a cycle", |g| {
+            let last = g.node.last().unwrap().output[0].clone();
+            g.node[0].input[0] = last;
+        }),
+        ("a Cast without its input", |g| g.node.insert(0, NodeProto { op_type: "Cast".into(), output: vec!["c".into()], ..Default::default() })),
+        ("external data", |g| g.initializer[0].data_location = Some(1)),
+    ];
+    let json = serde_wasm_bindgen::Serializer::json_compatible();
+    for (what, edit) in edits {
+        let mut proto = ModelProto::decode(&common::tiny_model()[..]).unwrap();
+        edit(proto.graph.as_mut().unwrap());
+        let bytes = proto.encode_to_vec();
+        for backend in ["gpu", "cpu"] {
+            let opts = serde::Serialize::serialize(&serde_json::json!({ "backend": backend }), &json).unwrap();
+            let e = MriScreen::create(bytes.clone(), opts).await.err().unwrap_or_else(|| panic!("{what} on {backend}: accepted"));
+            assert_eq!(e.kind(), "model", "{what} on {backend}: {}", e.message());
+            assert!(e.message().contains("export it again"), "{what} on {backend}: {}", e.message());
+        }
+    }
+}
+
 // WebGPU (SwiftShader in headless Chromium) against tract, in the browser.
 mod webgpu {
     use super::common;

@@ -8,7 +8,7 @@
 // www/ served as is) it goes to the network first, so edits show at once.
 //
 // A classic script (not a module) so every browser with service workers runs
-// it; the message names match www/shared/messages.js.
+// it; the message names match www/protocol/messages.js.
 
 const VERSION = 'dev';
 const SHELL = ['./'];

@@ -11,7 +11,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { WEBGPU_FLAGS, DIST, startServer, launch, openPage, newSession, shownResults, waitForResults, classifySample,
-  backendBadge, samples } from './helpers.mjs';
+  backendBadge, samples, sampleCopies } from './helpers.mjs';
 
 let server, url, browser, tmp;
 before(async () => {
@@ -24,16 +24,6 @@ after(async () => {
   server?.close();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
-
-/** `n` copies of the first real sample under distinct names; their paths. */
-function copies(n, stem) {
-  const src = fs.readFileSync(samples()[0].path);
-  return Array.from({ length: n }, (_, i) => {
-    const f = path.join(tmp, `${stem}-${String(i).padStart(2, '0')}.jpg`);
-    fs.writeFileSync(f, src);
-    return f;
-  });
-}
 
 /** Status of every row of the results table, by file name. */
 const rowStatus = (page) => page.$$eval('#results-rows tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.file, tr.dataset.status])));
@@ -70,7 +60,7 @@ test('the worker dies mid-scan: a fresh one retries the scan once, and a second 
 });
 
 test('Cancel stops the scan that is running as well as the waiting ones; the model is loaded again', async () => {
-  const files = copies(40, 'cancel');
+  const files = sampleCopies(tmp, 40, 'cancel');
   const { context, page } = await openPage(browser, `${url}?backend=cpu`);
   const started = [];
   page.on('worker', (w) => started.push(w));
@@ -104,7 +94,7 @@ test('the WebGPU device is lost mid-batch: the batch finishes on the CPU, no res
     const { context, page } = await openPage(gpuBrowser, `${url}?backend=gpu`);
     assert.equal((await backendBadge(page)).kind, 'gpu');
     const [worker] = page.workers();
-    const files = copies(4, 'lost');
+    const files = sampleCopies(tmp, 4, 'lost');
     await page.setInputFiles('#file-input', files);
     await waitForResults(page, 1);
     await worker.evaluate(() => self.gpuDevices.at(-1).destroy());

@@ -51,6 +51,16 @@ export function samples() {
   return list.samples.map((s) => ({ ...s, path: path.join(SAMPLES, s.file) }));
 }
 
+/** `n` copies of the first real sample in `dir`, named `<stem>-000.jpg`…; their paths. */
+export function sampleCopies(dir, n, stem) {
+  const src = fs.readFileSync(samples()[0].path);
+  return Array.from({ length: n }, (_, i) => {
+    const f = path.join(dir, `${stem}-${String(i).padStart(3, '0')}.jpg`);
+    fs.writeFileSync(f, src);
+    return f;
+  });
+}
+
 /** Launches headless Chromium; `extraArgs` e.g. the WebGPU flags. */
 export function launch(extraArgs = []) {
   return chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: [...BASE_FLAGS, ...extraArgs] });

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, launch, openPage, openContextPage, shownResults, waitForResults, classifyInPage, classifySample, samples, defaultModel } from './helpers.mjs';
+import { startServer, launch, openPage, openContextPage, shownResults, waitForResults, classifyInPage, classifySample, samples, defaultModel,
+  sampleCopies } from './helpers.mjs';
 
 let server, url, browser, tmp;
 before(async () => {
@@ -116,12 +117,7 @@ test('drag and drop, and paste, add scans', async () => {
 });
 
 test('a batch can be cancelled: every scan ends done or cancelled, and the page says so', async () => {
-  const src = fs.readFileSync(samples()[0].path);
-  const files = Array.from({ length: 60 }, (_, i) => {
-    const f = path.join(tmp, `batch-${String(i).padStart(2, '0')}.jpg`);
-    fs.writeFileSync(f, src);
-    return f;
-  });
+  const files = sampleCopies(tmp, 60, 'batch');
   const { context, page } = await openPage(browser, url);
   await page.setInputFiles('#file-input', files);
   await page.waitForSelector('#cancel-button:not([disabled])');
@@ -144,12 +140,7 @@ test('a batch can be cancelled: every scan ends done or cancelled, and the page 
 });
 
 test('a long session: only the newest 100 results keep their image and heat-map; every result stays in the table', async () => {
-  const src = fs.readFileSync(samples()[0].path);
-  const files = Array.from({ length: 103 }, (_, i) => {
-    const f = path.join(tmp, `long-${String(i).padStart(3, '0')}.jpg`);
-    fs.writeFileSync(f, src);
-    return f;
-  });
+  const files = sampleCopies(tmp, 103, 'long');
   const { context, page } = await openPage(browser, url);
   await page.setInputFiles('#file-input', files);
   await page.waitForSelector('#queue-status[data-state=idle]', { timeout: 300_000 });

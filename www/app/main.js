@@ -1,7 +1,7 @@
 // Page entry: wires the model picker, the inputs, the batch queue, the
 // results (articles and table), the exports and offline use together.
 // Decoding and inference happen in the worker (app/worker-client.js).
-import { CLASSIFY } from '../shared/messages.js';
+import { CLASSIFY } from '../protocol/messages.js';
 import { WorkerClient } from './worker-client.js';
 import { Models } from './models.js';
 import { Queue } from './queue.js';

@@ -3,7 +3,7 @@
 // download progress bar. The worker checks the file's SHA-256 against the
 // manifest; a mismatch is refused with a visible error and the file is
 // dropped from the offline cache. A WebGPU crash restarts the worker on the CPU.
-import { LOAD_MODEL } from '../shared/messages.js';
+import { LOAD_MODEL } from '../protocol/messages.js';
 
 export const HASH_REFUSED = 'model file does not match its manifest hash — refused';
 

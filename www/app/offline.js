@@ -2,7 +2,7 @@
 // its scope covers the page), shows "ready offline" when it says so, and
 // offers an update: a new version waits until the user presses the
 // "Update available — reload" button, then takes over and the page reloads.
-import { SW_PING, SW_READY_OFFLINE, SW_SKIP_WAITING, SW_OFFLINE_FAILED } from '../shared/messages.js';
+import { SW_PING, SW_READY_OFFLINE, SW_SKIP_WAITING, SW_OFFLINE_FAILED } from '../protocol/messages.js';
 
 export async function setupOffline({ status, button }) {
   const show = (state, text) => { status.dataset.status = state; status.textContent = text; };

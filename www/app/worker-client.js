@@ -1,4 +1,4 @@
-// The page's side of the worker protocol (www/shared/messages.js): numbered
+// The page's side of the worker protocol (www/protocol/messages.js): numbered
 // requests answered by promises, progress callbacks, and a restart that
 // replaces the worker: after a crash (a wasm trap leaves it unusable, an
 // uncaught error ends it), or to stop a request that is running (Cancel),

@@ -3,7 +3,7 @@
 // one at a time, in arrival order; progress is posted as { id, status,
 // progress } and every request ends with one { id, result } or { id, error }.
 import init, { MriScreen } from '../pkg/mriscreen.js';
-import { LOAD_MODEL, CLASSIFY } from '../shared/messages.js';
+import { LOAD_MODEL, CLASSIFY } from '../protocol/messages.js';
 
 let ready = null;   // Promise of the initialised wasm module (lazy, once)
 let screen = null;  // the loaded MriScreen
@@ -26,6 +26,7 @@ if (self.GPUAdapter?.prototype.requestDevice) {
   GPUAdapter.prototype.requestDevice = async function (...args) {
     const device = await requestDevice.apply(this, args);
     self.gpuDevices.push(device);
+    if (self.gpuDevices.length > 4) self.gpuDevices.splice(0, self.gpuDevices.length - 4); // old models' devices, long freed
     device.lost.then((info) => {
       if (device !== self.gpuDevices.at(-1) || !onGpu) return; // an old model's device, freed
       gpuLost = info.message || info.reason || 'no reason given';

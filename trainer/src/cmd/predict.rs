@@ -93,51 +93,141 @@ pub fn run(args: Args) -> Result<ExitCode> {
         classifiers.push(block_on(Classifier::load(&chosen.bytes, &chosen.options, mriscreen::BackendChoice::Cpu))?);
     }
     let started = std::time::Instant::now();
-    let results = classify_all(&args.files, classifiers);
+    let mut output = Output::new(args.json, &info.classes, &args.files);
+    let (count, failed) = if output.start() { classify_all(&args.files, classifiers, |file, r| output.item(file, r)) } else { (0, 0) };
+    if !output.finish() {
+        return Ok(ExitCode::SUCCESS);
+    }
     let seconds = started.elapsed().as_secs_f64();
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     let summary = format!(
-        "{} file(s) in {seconds:.2} s: {:.1} images/s on {threads} classifier(s){}",
-        results.len(),
-        results.len() as f64 / seconds.max(1e-9),
+        "{count} file(s) in {seconds:.2} s: {:.1} images/s on {threads} classifier(s){}",
+        count as f64 / seconds.max(1e-9),
         if failed > 0 { format!("; {failed} failed") } else { String::new() }
     );
     if args.json {
-        let items: Vec<Value> = results.iter().map(|(f, r)| to_json(f, r)).collect();
-        out(&serde_json::to_string_pretty(&items)?);
         eprintln!("{summary}");
-    } else if print_table(&info.classes, &results) {
+    } else {
         out(&summary);
     }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// Classifies every file, the classifiers taking the next file in turn; results in input order.
-fn classify_all(files: &[PathBuf], classifiers: Vec<Classifier>) -> Vec<(String, Result<Prediction>)> {
+/// Classifies every file, the classifiers taking the next file in turn, and
+/// hands each result to `emit` in input order as soon as it and every file
+/// before it are done: only the few finished out of order are held, never
+/// the whole batch (holding every result took 3 GB for 10,000 files).
+/// `emit` returns false to stop (a closed pipe). Returns (files emitted,
+/// how many of them failed).
+fn classify_all(files: &[PathBuf], classifiers: Vec<Classifier>, mut emit: impl FnMut(&str, Result<Prediction>) -> bool) -> (usize, usize) {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
     let limits = Limits::default();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<Result<Prediction>>>> = files.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let (next, stop) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Prediction>)>();
     std::thread::scope(|scope| {
         for mut classifier in classifiers {
-            let (next, slots) = (&next, &slots);
-            scope.spawn(move || loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(f) = files.get(k) else { break };
-                let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(block_on(classifier.classify(&bytes))?));
-                if let Ok(mut slot) = slots[k].lock() {
-                    *slot = Some(r);
+            let (tx, next, stop) = (tx.clone(), &next, &stop);
+            scope.spawn(move || {
+                while !stop.load(Relaxed) {
+                    let k = next.fetch_add(1, Relaxed);
+                    let Some(f) = files.get(k) else { break };
+                    let r = read_limited(f, limits.max_bytes).and_then(|bytes| Ok(block_on(classifier.classify(&bytes))?));
+                    if tx.send((k, r)).is_err() {
+                        break;
+                    }
                 }
             });
         }
-    });
-    files
-        .iter()
-        .zip(slots)
-        .map(|(f, slot)| {
-            let r = slot.into_inner().ok().flatten().unwrap_or_else(|| Err(anyhow::anyhow!("not classified (a worker stopped)")));
-            (f.display().to_string(), r)
-        })
-        .collect()
+        drop(tx);
+        let mut waiting = std::collections::BTreeMap::new();
+        let (mut emitted, mut failed) = (0, 0);
+        let mut give = |r: Result<Prediction>, emitted: &mut usize, failed: &mut usize| {
+            *failed += usize::from(r.is_err());
+            let go_on = emit(&files[*emitted].display().to_string(), r);
+            *emitted += 1;
+            go_on
+        };
+        for (k, r) in rx.iter() {
+            waiting.insert(k, r);
+            while let Some(r) = waiting.remove(&emitted) {
+                if !give(r, &mut emitted, &mut failed) {
+                    stop.store(true, Relaxed);
+                    return (emitted, failed);
+                }
+            }
+        }
+        // A worker that stopped early (a panic) left gaps: report them, and what came after.
+        while emitted < files.len() && !stop.load(Relaxed) {
+            let r = waiting.remove(&emitted).unwrap_or_else(|| Err(anyhow::anyhow!("not classified (a worker stopped)")));
+            if !give(r, &mut emitted, &mut failed) {
+                break;
+            }
+        }
+        (emitted, failed)
+    })
+}
+
+/// Where the results go as they come: a JSON array (one pretty object per
+/// file) or the table; every method returns false once stdout has closed.
+struct Output<'a> {
+    json: bool,
+    classes: &'a [String],
+    /// Width of the file column (the longest name given).
+    fw: usize,
+    /// The JSON object not printed yet.
+    held: Option<String>,
+}
+
+impl<'a> Output<'a> {
+    fn new(json: bool, classes: &'a [String], files: &[PathBuf]) -> Self {
+        let fw = files.iter().map(|f| f.display().to_string().len()).max().unwrap_or(4).max(4);
+        Output { json, classes, fw, held: None }
+    }
+
+    fn start(&mut self) -> bool {
+        if self.json {
+            return out("[");
+        }
+        let (fw, lw) = (self.fw, self.label_width());
+        let mut header = format!("\n{:fw$}  {:lw$}", "file", "label");
+        for c in self.classes {
+            header += &format!("  {:>w$}", c, w = c.len().max(6));
+        }
+        out(&format!("{header}  review  backend"))
+    }
+
+    fn label_width(&self) -> usize {
+        self.classes.iter().map(String::len).max().unwrap_or(5).max(5)
+    }
+
+    fn item(&mut self, file: &str, r: Result<Prediction>) -> bool {
+        if self.json {
+            // Each object is printed when the next one comes (with its comma) or at the end: one held at a time.
+            let text = format!("  {}", serde_json::to_string_pretty(&to_json(file, &r)).unwrap_or_default().replace('\n', "\n  "));
+            return self.held.replace(text).is_none_or(|previous| out(&format!("{previous},")));
+        }
+        let (fw, lw) = (self.fw, self.label_width());
+        let mut lines = Vec::new();
+        match &r {
+            Ok(p) => {
+                let mut line = format!("{file:fw$}  {:lw$}", p.label);
+                for (c, cp) in self.classes.iter().zip(&p.probabilities) {
+                    line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
+                }
+                let review = if p.refer { "REFER   " } else { "-       " };
+                lines.push(format!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms));
+                lines.extend(p.refer_reasons.iter().map(|reason| format!("{:fw$}  refer: {reason}", "")));
+            }
+            Err(e) => lines.push(format!("{file:fw$}  error: {e:#}")),
+        }
+        lines.iter().all(|l| out(l))
+    }
+
+    fn finish(&mut self) -> bool {
+        if !self.json {
+            return true;
+        }
+        self.held.take().is_none_or(|last| out(&last)) && out("]")
+    }
 }
 
 /// One file's JSON object; the fields are listed in `Args::json`'s help.
@@ -171,36 +261,4 @@ fn to_json(file: &str, r: &Result<Prediction>) -> Value {
         }
         Err(e) => json!({ "file": file, "error": format!("{e:#}") }),
     }
-}
-
-/// Prints the results table; false if stdout closed part-way.
-fn print_table(classes: &[String], results: &[(String, Result<Prediction>)]) -> bool {
-    let fw = results.iter().map(|(f, _)| f.len()).max().unwrap_or(4).max(4);
-    let lw = classes.iter().map(String::len).max().unwrap_or(5).max(5);
-    let mut header = format!("\n{:fw$}  {:lw$}", "file", "label");
-    for c in classes {
-        header += &format!("  {:>w$}", c, w = c.len().max(6));
-    }
-    if !out(&format!("{header}  review  backend")) {
-        return false;
-    }
-    for (file, r) in results {
-        let mut lines = Vec::new();
-        match r {
-            Ok(p) => {
-                let mut line = format!("{file:fw$}  {:lw$}", p.label);
-                for (c, cp) in classes.iter().zip(&p.probabilities) {
-                    line += &format!("  {:>w$.3}", cp.probability, w = c.len().max(6));
-                }
-                let review = if p.refer { "REFER   " } else { "-       " };
-                lines.push(format!("{line}  {review}{} {:.1} ms", p.backend, p.timings.inference_ms));
-                lines.extend(p.refer_reasons.iter().map(|reason| format!("{:fw$}  refer: {reason}", "")));
-            }
-            Err(e) => lines.push(format!("{file:fw$}  error: {e:#}")),
-        }
-        if !lines.iter().all(|l| out(l)) {
-            return false;
-        }
-    }
-    true
 }
