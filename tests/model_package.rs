@@ -288,6 +288,16 @@ fn malformed_graphs_are_refused_with_the_node_named() {
     refused_structure("external data", "external file", |g| g.initializer[0].data_location = Some(1));
     refused_structure("an output nothing computes", "nothing in the graph computes it", |g| g.output[0].name = "ghost".into());
     refused_structure("an empty graph", "has no nodes", |g| g.node.clear());
+    // Window attributes that do not fit together (found by the normaliser fuzz target: tract indexed one by the other).
+    let conv_attr = |g: &mut mriscreen::model::pb::GraphProto, name: &str, ints: Vec<i64>| {
+        let k = first_conv(g);
+        g.node[k].attribute.retain(|a| a.name != name);
+        g.node[k].attribute.push(mriscreen::model::pb::AttributeProto { name: name.into(), ints, r#type: 7, ..Default::default() });
+    };
+    refused_structure("strides shorter than the kernel", "its strides has 1 values; 2 spatial axes need 2", |g| conv_attr(g, "strides", vec![2]));
+    refused_structure("a zero stride", "its strides holds 0", |g| conv_attr(g, "strides", vec![0, 1]));
+    refused_structure("pads for one axis", "its pads has 2 values; 2 spatial axes need 4", |g| conv_attr(g, "pads", vec![1, 1]));
+    refused_structure("a negative pad", "its pads holds -1", |g| conv_attr(g, "pads", vec![0, -1, 0, 0]));
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! anything indexes into it (the weight expansion, the WebGPU normaliser,
 //! tract): every node reads only names defined before it (which also rules
 //! out cycles and dangling names), defines each name once, has outputs and
-//! the inputs its operator needs; every initializer has sane dims, holds
+//! the inputs its operator needs, and window attributes (kernel, strides,
+//! dilations, pads) that fit together; every initializer has sane dims, holds
 //! exactly the data they say and keeps it in the file (no external data);
 //! the graph's outputs exist. Both backends get only graphs that pass.
 
@@ -121,6 +122,48 @@ fn check_input_dims(i: &super::pb::ValueInfoProto) -> Result<(), ModelError> {
     Ok(())
 }
 
+/// The window attributes of a convolution or pooling node agree with each
+/// other and with the kernel (tract indexes one by the other's length, and
+/// divides by strides): `kernel_shape`, `strides` and `dilations` have one
+/// entry per spatial axis, all at least 1, `pads` two per axis, none
+/// negative, `group` at least 1.
+fn check_window(node: &NodeProto, who: &str, g: &GraphProto) -> Result<(), ModelError> {
+    if !matches!(node.op_type.as_str(), "Conv" | "ConvTranspose" | "MaxPool" | "AveragePool") {
+        return Ok(());
+    }
+    let ints = |name: &str| node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.as_slice());
+    let weight_rank = node
+        .input
+        .get(1)
+        .and_then(|w| g.initializer.iter().find(|t| &t.name == w))
+        .map(|t| t.dims.len().saturating_sub(2));
+    let axes = ints("kernel_shape").map(<[i64]>::len).or(weight_rank).or(ints("strides").map(<[i64]>::len));
+    let Some(axes) = axes else { return Ok(()) };
+    if axes == 0 {
+        return Err(bad(who, format!("this `{}` has no spatial axes (an empty kernel)", node.op_type)));
+    }
+    if let (Some(k), Some(w)) = (ints("kernel_shape").map(<[i64]>::len), weight_rank) {
+        if k != w {
+            return Err(bad(who, format!("its kernel_shape has {k} axes but its weight {w}")));
+        }
+    }
+    for (name, per_axis, least) in [("kernel_shape", 1, 1), ("strides", 1, 1), ("dilations", 1, 1), ("pads", 2, 0)] {
+        let Some(v) = ints(name) else { continue };
+        if v.len() != per_axis * axes {
+            return Err(bad(who, format!("its {name} has {} values; {axes} spatial axes need {}", v.len(), per_axis * axes)));
+        }
+        if let Some(x) = v.iter().find(|&&x| x < least || x > 1 << 16) {
+            return Err(bad(who, format!("its {name} holds {x} (each must be from {least} to 65536)")));
+        }
+    }
+    if let Some(a) = node.attribute.iter().find(|a| a.name == "group") {
+        if a.i < 1 {
+            return Err(bad(who, format!("its group is {} (at least 1)", a.i)));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the graph's structure; the error names the node or initializer.
 pub fn graph(g: &GraphProto) -> Result<(), ModelError> {
     let mut defined: HashSet<&str> = HashSet::new();
@@ -158,6 +201,7 @@ pub fn graph(g: &GraphProto) -> Result<(), ModelError> {
                 return Err(bad(who, format!("`{}` takes {range} inputs; this one has {n} ({:?})", node.op_type, node.input)));
             }
         }
+        check_window(node, &who, g)?;
         for input in node.input.iter().filter(|i| !i.is_empty()) {
             if !defined.contains(input.as_str()) {
                 return Err(bad(
