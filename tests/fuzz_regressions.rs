@@ -5,13 +5,82 @@
 //! (bit flips, boundary bytes, inserted, deleted and repeated runs,
 //! truncation, splices of two seeds). This is not coverage-guided fuzzing
 //! (`scripts/fuzz` runs libFuzzer for that); it keeps every target building
-//! and every known finding fixed. A panic names the target and writes the
+//! and every known finding fixed. A panic, or an input that makes a target
+//! hold more than [`MEMORY_BUDGET`] at once, names the target and writes the
 //! input to a file to commit under fuzz/regressions/ once fixed.
 
 use mriscreen::fuzzing::TARGETS;
 use mriscreen::rng::Rng;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+
+/// The most memory one input (at most a few kB here, 64 kB under libFuzzer)
+/// may make a target hold at once. The targets decode under limits of 1 MB
+/// and 1 megapixel (src/fuzzing.rs), and most inputs stay under a few MB.
+/// The largest bounded case: the tiff crate reserves room for an IFD
+/// entry's values before reading them, up to 64 MiB for a count its own
+/// limit allows (a mutated 16×16 TIFF did that, then failed cleanly).
+/// Unbounded is what this catches: fuzzing found a 429-byte DICOM file that
+/// made the parser reserve 926 MB (fuzz/regressions/dicom/).
+const MEMORY_BUDGET: isize = 128 << 20;
+
+/// Counts, per thread, the bytes allocated and not yet freed, and the most
+/// at any moment since [`reset_peak`]. The targets run on the test's thread.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn count(delta: isize) {
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + delta;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+fn reset_peak() -> isize {
+    let now = LIVE.with(Cell::get);
+    PEAK.with(|peak| peak.set(now));
+    now
+}
+
+// SAFETY: every call is passed on to the system allocator unchanged; the
+// counters are thread-local cells that never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            count(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(p, layout) };
+        count(-(layout.size() as isize));
+    }
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, layout, new_size) };
+        if !q.is_null() {
+            count(new_size as isize - layout.size() as isize);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz")
@@ -82,13 +151,21 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Runs `input` through `target`; a panic is reported with the input saved to a file.
-fn run(name: &str, target: fn(&[u8]), input: &[u8], what: &str) {
-    if catch_unwind(AssertUnwindSafe(|| target(input))).is_err() {
-        let file = std::env::temp_dir().join(format!("mriscreen-fuzz-{name}-{}.bin", mriscreen::model::sha256_hex(input).get(..16).unwrap_or("")));
-        std::fs::write(&file, input).unwrap();
-        panic!("fuzz target {name} panicked on {what}; the input is in {} (commit it to fuzz/regressions/{name}/ with the fix)", file.display());
-    }
+/// Runs `input` through `target` and returns the most memory it held at
+/// once; a panic or a peak over [`MEMORY_BUDGET`] is reported with the
+/// input saved to a file.
+fn run(name: &str, target: fn(&[u8]), input: &[u8], what: &str) -> isize {
+    let before = reset_peak();
+    let outcome = catch_unwind(AssertUnwindSafe(|| target(input)));
+    let peak = PEAK.with(Cell::get) - before;
+    let failure = match outcome {
+        Err(_) => "panicked".to_string(),
+        Ok(()) if peak > MEMORY_BUDGET => format!("held {} MiB at once (the budget is {} MiB)", peak >> 20, MEMORY_BUDGET >> 20),
+        Ok(()) => return peak,
+    };
+    let file = std::env::temp_dir().join(format!("mriscreen-fuzz-{name}-{}.bin", mriscreen::model::sha256_hex(input).get(..16).unwrap_or("")));
+    std::fs::write(&file, input).unwrap();
+    panic!("fuzz target {name} {failure} on {what}; the input is in {} (commit it to fuzz/regressions/{name}/ with the fix)", file.display());
 }
 
 /// Mutations per seed, per target: the slow targets (a model parsed or run per input) get fewer.
@@ -109,22 +186,26 @@ fn every_target_survives_its_seeds_its_past_findings_and_seeded_mutations() {
         for (name, target) in TARGETS {
             let seeds = files(&root().join("seeds").join(name));
             assert!(!seeds.is_empty(), "fuzz/seeds/{name}/ is empty");
+            let mut most = 0;
             for (file, bytes) in seeds.iter().chain(files(&root().join("regressions").join(name)).iter()) {
-                run(name, target, bytes, file);
+                most = most.max(run(name, target, bytes, file));
             }
             let mut rng = Rng::new(0xF0F0 ^ name.len() as u64);
             for (i, (file, bytes)) in seeds.iter().enumerate() {
                 let other = &seeds[(i + 1) % seeds.len()].1;
                 for k in 0..budget(name) {
                     let input = mutate(&mut rng, bytes, other);
-                    run(name, target, &input, &format!("mutation {k} of {file}"));
+                    most = most.max(run(name, target, &input, &format!("mutation {k} of {file}")));
                 }
             }
+            eprintln!("{name}: the most memory one input held at once: {:.1} MiB", most as f64 / 1048576.0);
         }
     });
     std::panic::set_hook(hook);
     if let Err(e) = result {
-        std::panic::resume_unwind(e);
+        // resume_unwind would not print the message (the hook is not called again).
+        let message = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()));
+        panic!("{}", message.unwrap_or_else(|| "a fuzz target panicked".into()));
     }
 }
 

@@ -298,6 +298,35 @@ fn malformed_graphs_are_refused_with_the_node_named() {
     refused_structure("a zero stride", "its strides holds 0", |g| conv_attr(g, "strides", vec![0, 1]));
     refused_structure("pads for one axis", "its pads has 2 values; 2 spatial axes need 4", |g| conv_attr(g, "pads", vec![1, 1]));
     refused_structure("a negative pad", "its pads holds -1", |g| conv_attr(g, "pads", vec![0, -1, 0, 0]));
+    // Tensors of a type tract cannot read from raw bytes (found by fuzzing: tract panicked).
+    refused_structure("a string initializer in raw bytes", "its data type (STRING) cannot be stored as raw bytes", |g| {
+        let t = g.initializer.iter_mut().find(|t| !t.raw_data.is_empty()).unwrap();
+        t.data_type = DataType::String as i32;
+    });
+    refused_structure("a Constant holding a string in raw bytes", "attribute value", |g| {
+        let t = mriscreen::model::pb::TensorProto { data_type: DataType::String as i32, dims: vec![2], raw_data: vec![1; 16], ..Default::default() };
+        let value = mriscreen::model::pb::AttributeProto { name: "value".into(), t: Some(t), r#type: 4, ..Default::default() };
+        g.node.insert(0, NodeProto { op_type: "Constant".into(), output: vec!["k".into()], attribute: vec![value], ..Default::default() });
+    });
+}
+
+#[test]
+fn a_flatten_axis_beyond_the_rank_is_an_error_on_every_backend() {
+    // Found by fuzzing: tract sliced the shape at the axis and panicked. The rank
+    // is known only during type inference, so this is a load error, not a structure one.
+    let mut proto = mriscreen::model::pb::ModelProto::decode(&common::tiny_model()[..]).unwrap();
+    let g = proto.graph.as_mut().unwrap();
+    let flatten = g.node.iter_mut().find(|n| n.op_type == "Flatten").expect("the tiny model has a Flatten");
+    flatten.attribute.retain(|a| a.name != "axis");
+    flatten.attribute.push(mriscreen::model::pb::AttributeProto { name: "axis".into(), i: 9, r#type: 2, ..Default::default() });
+    let bytes = proto.encode_to_vec();
+    for choice in [mriscreen::BackendChoice::Cpu, mriscreen::BackendChoice::Gpu, mriscreen::BackendChoice::Auto] {
+        let e = std::panic::catch_unwind(|| block_on(Classifier::load(&bytes, &LoadOptions::default(), choice)))
+            .unwrap_or_else(|_| panic!("the {choice:?} backend panicked"))
+            .err()
+            .unwrap_or_else(|| panic!("the {choice:?} backend accepted it"));
+        assert!(e.to_string().contains("Flatten's axis is 9, outside -4..=4"), "{choice:?}: {e}");
+    }
 }
 
 #[test]

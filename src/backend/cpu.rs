@@ -24,7 +24,7 @@ impl CpuBackend {
         let shape = info.input.shape();
         let mut outputs = vec![info.logits_name.as_str()];
         outputs.extend(info.features_name.as_deref());
-        let model = tract_onnx::onnx()
+        let model = crate::model::parser::onnx()
             .model_for_proto_model(&package.proto)
             .map_err(|e| load_error(format!("{e:#}")))?
             .with_input_fact(0, f32::fact(shape).into())

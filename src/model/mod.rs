@@ -14,6 +14,7 @@ pub mod builder;
 pub mod expand;
 mod info;
 pub mod normalise;
+pub(crate) mod parser;
 pub mod quant;
 pub mod random;
 pub mod tensor_data;

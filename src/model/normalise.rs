@@ -180,7 +180,7 @@ pub fn infer_shapes(model: &pb::ModelProto, input_shape: &[usize]) -> Result<Has
 /// initializer here can hold).
 fn infer_facts(model: &pb::ModelProto, input_shape: &[usize]) -> Result<(HashMap<String, Vec<usize>>, HashMap<String, TensorProto>), NormaliseError> {
     let err = |e: TractError| NormaliseError::Shapes(format!("{e:#}"));
-    let parsed = tract_onnx::onnx().parse(model, None).map_err(err)?;
+    let parsed = super::parser::onnx().parse(model, None).map_err(err)?;
     let mut m = parsed.model;
     m.set_input_fact(0, f32::fact(input_shape).into()).map_err(err)?;
     m.analyse(false).map_err(err)?;

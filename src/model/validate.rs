@@ -67,11 +67,20 @@ fn element_bytes(t: &TensorProto) -> Option<usize> {
     })
 }
 
+/// An ONNX data type by name, or its number when it has none.
+fn type_name(data_type: i32) -> String {
+    DataType::try_from(data_type).map_or_else(|_| format!("type {data_type}"), |d| d.as_str_name().to_string())
+}
+
 fn check_initializer(t: &TensorProto) -> Result<(), ModelError> {
-    let who = format!("initializer {}", t.name);
     if t.name.is_empty() {
         return Err(bad("an initializer", "it has no name"));
     }
+    check_tensor(t, format!("initializer {}", t.name))
+}
+
+/// A tensor's dims, size and stored data (an initializer, or a node's tensor attribute).
+fn check_tensor(t: &TensorProto, who: String) -> Result<(), ModelError> {
     if t.data_location == Some(1) || !t.external_data.is_empty() {
         return Err(bad(
             who,
@@ -90,6 +99,11 @@ fn check_initializer(t: &TensorProto) -> Result<(), ModelError> {
     }
     let n = n as usize;
     if !t.raw_data.is_empty() {
+        // ONNX keeps strings in string_data, never in raw bytes; tract
+        // panics on such a tensor instead of refusing it.
+        if t.data_type == DataType::String as i32 {
+            return Err(bad(who, format!("its data type ({}) cannot be stored as raw bytes", type_name(t.data_type))));
+        }
         if let Some(size) = element_bytes(t) {
             if t.raw_data.len() != n * size {
                 return Err(bad(who, format!("holds {} bytes but its dims {:?} say {}", t.raw_data.len(), t.dims, n * size)));
@@ -202,6 +216,11 @@ pub fn graph(g: &GraphProto) -> Result<(), ModelError> {
             }
         }
         check_window(node, &who, g)?;
+        for a in &node.attribute {
+            for t in a.t.iter().chain(&a.tensors) {
+                check_tensor(t, format!("{who}, attribute {}", a.name))?;
+            }
+        }
         for input in node.input.iter().filter(|i| !i.is_empty()) {
             if !defined.contains(input.as_str()) {
                 return Err(bad(

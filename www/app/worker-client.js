@@ -8,15 +8,12 @@ export class WorkerClient {
   #worker;
   #pending = new Map();
   #nextId = 1;
-  /** How many workers this client has started (1 + restarts); the tests read it. */
-  generation = 0;
 
   constructor() {
     this.#worker = this.#start();
   }
 
   #start() {
-    this.generation++;
     const w = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
     w.onmessage = ({ data }) => {
       const p = this.#pending.get(data.id);

@@ -10,6 +10,14 @@
 //! left in its container, any sequence nested deeper than [`MAX_DEPTH`], and
 //! any header cut off by the end of the file. After it passes, no value the
 //! parser reads can be larger than the file itself.
+//!
+//! The walk and the parser must agree on where every element ends. dicom-rs
+//! reads a binary value (US, UL, FD, AT, a basic offset table, …) as a whole
+//! number of values and skips the rest of a length that is not a multiple
+//! of the value size without reading it, so its next header comes from the
+//! wrong bytes: fuzzing found a 429-byte file whose odd-length UL made it
+//! reserve 926 MB for an OB value our walk never saw. Such lengths are
+//! refused (PS3.5 §6.2: a value is a whole number of values).
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Tag, VR};
@@ -55,6 +63,7 @@ pub(crate) fn meta_end(data: &[u8], start: usize) -> Result<usize, String> {
         if len == UNDEFINED || len as usize > data.len() - pos - header {
             return Err(format!("the file meta element {} at byte {pos} has an impossible length", show(tag)));
         }
+        whole_values(tag, w.vr(pos, tag), len as usize, pos)?;
         pos += header + len as usize;
     }
     Ok(pos)
@@ -90,12 +99,16 @@ impl Walker<'_> {
         Ok((tag, self.u32(pos + 8), 12))
     }
 
-    fn is_sequence(&self, pos: usize, tag: Tag) -> bool {
+    /// The VR the parser reads the element at `pos` as: the explicit VR (an
+    /// unknown one as UN); in implicit VR the standard dictionary's, but OW
+    /// for Pixel Data and Overlay Data, as the parser does.
+    fn vr(&self, pos: usize, tag: Tag) -> VR {
         if self.layout.explicit {
-            &self.data[pos + 4..pos + 6] == b"SQ"
+            VR::from_binary([self.data[pos + 4], self.data[pos + 5]]).unwrap_or(VR::UN)
+        } else if tag == Tag(0x7FE0, 0x0010) || (tag.0 >> 8 == 0x60 && tag.1 == 0x3000) {
+            VR::OW
         } else {
-            // Implicit VR: the parser asks the standard dictionary, and so do we.
-            StandardDataDictionary.by_tag(tag).is_some_and(|e| e.vr().relaxed() == VR::SQ)
+            StandardDataDictionary.by_tag(tag).map_or(VR::UN, |e| e.vr().relaxed())
         }
     }
 
@@ -136,7 +149,9 @@ impl Walker<'_> {
                     end - start
                 ));
             }
-            if self.is_sequence(pos, tag) {
+            let vr = self.vr(pos, tag);
+            whole_values(tag, vr, len, pos)?;
+            if vr == VR::SQ {
                 self.items(start, start + len, depth + 1, false)?;
             }
             pos = start + len;
@@ -182,6 +197,8 @@ impl Walker<'_> {
     /// offset table and the fragments, each of defined length, then the
     /// sequence delimiter.
     fn fragments(&self, mut pos: usize, end: usize) -> Result<usize, String> {
+        // The first item is the basic offset table, read as 32-bit offsets.
+        let mut offset_table = true;
         loop {
             if end - pos < 8 {
                 return Err(format!("the data ends inside the encapsulated pixel data at byte {pos}"));
@@ -190,7 +207,13 @@ impl Walker<'_> {
             let len = self.u32(pos + 4);
             match tag {
                 Tag(0xFFFE, 0xE0DD) => return Ok(pos + 8),
-                Tag(0xFFFE, 0xE000) if len != UNDEFINED && len as usize <= end - pos - 8 => pos += 8 + len as usize,
+                Tag(0xFFFE, 0xE000) if offset_table && len % 4 != 0 && len != UNDEFINED => {
+                    return Err(format!("the basic offset table at byte {pos} has {len} bytes, not a whole number of 4-byte offsets"))
+                }
+                Tag(0xFFFE, 0xE000) if len != UNDEFINED && len as usize <= end - pos - 8 => {
+                    pos += 8 + len as usize;
+                    offset_table = false;
+                }
                 Tag(0xFFFE, 0xE000) => {
                     return Err(format!("a pixel data fragment at byte {pos} declares {len} bytes but only {} remain", end - pos - 8))
                 }
@@ -198,6 +221,25 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+/// Refuses a binary value whose length is not a whole number of values
+/// (the module documentation says why).
+fn whole_values(tag: Tag, vr: VR, len: usize, pos: usize) -> Result<(), String> {
+    let size = match vr {
+        VR::US | VR::SS | VR::OW => 2,
+        VR::UL | VR::SL | VR::FL | VR::OF | VR::OL | VR::AT => 4,
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
+        _ => 1,
+    };
+    if len % size != 0 {
+        return Err(format!(
+            "element {} at byte {pos} ({}) has {len} bytes, not a whole number of {size}-byte values",
+            show(tag),
+            vr.to_string()
+        ));
+    }
+    Ok(())
 }
 
 /// A tag as DICOM writes it: (gggg,eeee). Tags are not personal data.
@@ -268,6 +310,36 @@ mod tests {
         }
         let e = check(&data, IMPLICIT).unwrap_err();
         assert!(e.contains("nested more than"), "{e}");
+    }
+
+    #[test]
+    fn a_binary_value_that_is_not_whole_values_is_refused() {
+        // A UL of 5 bytes: the parser would read one value and take the
+        // fifth byte as the start of the next header.
+        let mut data = explicit((0x0028, 0x0008), b"UL", &[1, 0, 0, 0, 9]);
+        data.extend(explicit((0x0010, 0x0010), b"PN", b"AB"));
+        let e = check(&data, LE).unwrap_err();
+        assert!(e.contains("(0028,0008) at byte 0 (UL) has 5 bytes, not a whole number of 4-byte values"), "{e}");
+        // Implicit VR: the dictionary says Rows (0028,0010) is US.
+        let mut implicit = vec![0x28, 0x00, 0x10, 0x00, 3, 0, 0, 0, 64, 0, 0];
+        implicit.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 2, 0, 0, 0, b'A', b'B']);
+        assert!(check(&implicit, IMPLICIT).unwrap_err().contains("2-byte values"));
+        // Strings and bytes may have any length.
+        assert_eq!(check(&explicit((0x0010, 0x0010), b"PN", b"ABC"), LE), Ok(()));
+        assert_eq!(check(&explicit((0x0009, 0x0010), b"OB", &[1, 2, 3]), LE), Ok(()));
+    }
+
+    #[test]
+    fn a_basic_offset_table_that_is_not_whole_offsets_is_refused() {
+        let mut data = explicit((0x7FE0, 0x0010), b"OB", &[]);
+        data[8..12].copy_from_slice(&UNDEFINED.to_le_bytes());
+        for (len, body) in [(6u32, &[0u8; 6][..]), (4, &[0xFF, 0xD8, 0xFF, 0xD9][..])] {
+            data.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+            data.extend_from_slice(&len.to_le_bytes());
+            data.extend_from_slice(body);
+        }
+        data.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        assert!(check(&data, LE).unwrap_err().contains("basic offset table at byte 12 has 6 bytes"));
     }
 
     #[test]

@@ -1,0 +1,56 @@
+//! tract's ONNX parser as both backends use it, with the operators whose
+//! tract implementation panics on a malformed attribute replaced by ones
+//! that return an error. A panic in the browser traps the worker, so no
+//! file may reach one (fuzzing found these; fuzz/regressions/normaliser/).
+//!
+//! - `Flatten` with an `axis` outside the input's rank `-r..=r`: tract
+//!   slices the shape at `axis` and panics. The rank is known only during
+//!   type inference, so the check is an inference rule.
+
+use tract_onnx::pb::NodeProto;
+use tract_onnx::tract_hir::internal::*;
+use tract_onnx::tract_hir::ops::array::Flatten;
+
+/// The ONNX parser for every model we load.
+pub fn onnx() -> tract_onnx::Onnx {
+    let mut onnx = tract_onnx::onnx();
+    onnx.op_register.insert("Flatten", flatten);
+    onnx
+}
+
+fn flatten(_: &tract_onnx::model::ParsingContext, node: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let axis = node.get_attr_opt("axis")?.unwrap_or(1);
+    Ok((expand(CheckedFlatten(Flatten::new(axis))), vec![]))
+}
+
+/// tract's Flatten, after checking its axis against the input's rank.
+#[derive(Debug, Clone)]
+struct CheckedFlatten(Flatten);
+
+impl CheckedFlatten {
+    fn check(&self, rank: usize) -> TractResult<()> {
+        let axis = self.0.axis;
+        if axis < -(rank as i64) || axis > rank as i64 {
+            bail!("Flatten's axis is {axis}, outside -{rank}..={rank} for its input of rank {rank}");
+        }
+        Ok(())
+    }
+}
+
+impl Expansion for CheckedFlatten {
+    fn name(&self) -> StaticName {
+        "Flatten".into()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
+        // The rank check runs before Flatten's own rules can look at the shape.
+        s.given(&inputs[0].rank, move |_, rank| self.check(rank.max(0) as usize))?;
+        s.given(&inputs[0].shape, move |_, shape| self.check(shape.len()))?;
+        self.0.rules(s, inputs, outputs)
+    }
+
+    fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        self.check(model.outlet_fact(inputs[0])?.rank())?;
+        self.0.wire(prefix, model, inputs)
+    }
+}
