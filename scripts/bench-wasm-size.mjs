@@ -56,7 +56,7 @@ const crates = [...byCrate.entries()].sort((a, b) => b[1] - a[1]).map(([crate, b
 function sizes(file) {
   const b = fs.readFileSync(file);
   const br = zlib.brotliCompressSync(b, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 11, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: b.length } }).length;
-  return { raw: b.length, gzip: zlib.gzipSync(b, { level: 9 }).length, brotli: br };
+  return { raw: b.length, gzip_9: zlib.gzipSync(b, { level: 9 }).length, brotli_11: br };
 }
 
 const result = {
@@ -69,7 +69,7 @@ const result = {
 fs.mkdirSync(path.dirname(OUT), { recursive: true });
 fs.writeFileSync(OUT, JSON.stringify(result, null, 2) + '\n');
 const mb = (n) => (n / 1e6).toFixed(2);
-console.log(`shipped ${result.shipped.file}: ${mb(result.shipped.raw)} MB raw, ${mb(result.shipped.gzip)} MB gzip, ${mb(result.shipped.brotli)} MB brotli`);
+console.log(`shipped ${result.shipped.file}: ${mb(result.shipped.raw)} MB raw, ${mb(result.shipped.gzip_9)} MB gzip -9, ${mb(result.shipped.brotli_11)} MB brotli (quality 11)`);
 console.log(`cargo's wasm: ${mb(total)} MB; by crate:`);
 for (const c of crates.slice(0, 25)) console.log(`  ${mb(c.bytes).padStart(7)} MB ${String(c.percent).padStart(6)} %  ${c.crate}`);
 console.log(`written to ${path.relative(ROOT, OUT)}`);

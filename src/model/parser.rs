@@ -43,13 +43,13 @@ impl Expansion for CheckedFlatten {
     }
 
     fn rules<'r, 'p: 'r, 's: 'r>(&'s self, s: &mut Solver<'r>, inputs: &'p [TensorProxy], outputs: &'p [TensorProxy]) -> InferenceResult {
-        // The rank check runs before Flatten's own rules can look at the shape.
-        s.given(&inputs[0].rank, move |_, rank| self.check(rank.max(0) as usize))?;
+        // Registered first, so it runs before Flatten's own rule slices the shape.
         s.given(&inputs[0].shape, move |_, shape| self.check(shape.len()))?;
         self.0.rules(s, inputs, outputs)
     }
 
     fn wire(&self, prefix: &str, model: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        // Also here: when inference never learnt the input's shape, the rule above never ran.
         self.check(model.outlet_fact(inputs[0])?.rank())?;
         self.0.wire(prefix, model, inputs)
     }

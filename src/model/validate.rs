@@ -67,11 +67,6 @@ fn element_bytes(t: &TensorProto) -> Option<usize> {
     })
 }
 
-/// An ONNX data type by name, or its number when it has none.
-fn type_name(data_type: i32) -> String {
-    DataType::try_from(data_type).map_or_else(|_| format!("type {data_type}"), |d| d.as_str_name().to_string())
-}
-
 fn check_initializer(t: &TensorProto) -> Result<(), ModelError> {
     if t.name.is_empty() {
         return Err(bad("an initializer", "it has no name"));
@@ -102,7 +97,7 @@ fn check_tensor(t: &TensorProto, who: String) -> Result<(), ModelError> {
         // ONNX keeps strings in string_data, never in raw bytes; tract
         // panics on such a tensor instead of refusing it.
         if t.data_type == DataType::String as i32 {
-            return Err(bad(who, format!("its data type ({}) cannot be stored as raw bytes", type_name(t.data_type))));
+            return Err(bad(who, "its data type (STRING) cannot be stored as raw bytes"));
         }
         if let Some(size) = element_bytes(t) {
             if t.raw_data.len() != n * size {
