@@ -1,82 +1,216 @@
 // Benchmark (not a test): cold and warm latency of both backends for a
 // random-weight MobileNetV2-1.0 at 224x224 in headless Chromium, through the
-// real page and worker. Writes bench/browser-latency.json.
+// real page and worker. Writes bench/browser/latency.json.
 //
-//   node scripts/bench-browser.mjs [--runs 30] [--out bench/browser-latency.json]
+//   node scripts/bench-browser.mjs [--runs 30] [--gpu-runs 10] [--rounds 1] [--compare] [--out FILE]
+//                                  [--model FILE.onnx --shape 1,3,224,224]
 //
-// cold = model download + SHA-256 check + load (incl. the auto mode's
-// self-check) + the first classification; warm = median inference time of the
-// next --runs classifications. WebGPU here is SwiftShader (software).
+// --model times another ONNX file instead of the random-weight one made with
+// `mriscreen random-model` (--shape: its input's, for onnxruntime-web).
+// --compare also runs onnxruntime-web (scripts/bench-peers, installed by
+// `scripts/setup bench`: its wasm EP with 1 thread, and its WebGPU EP) on the
+// same ONNX file in the same Chromium, alternating with the page round by round
+// (--rounds, default 2 with --compare), and writes both runtimes' figures and
+// the ratios (ours / theirs: below 1 is faster or smaller) to
+// bench/browser/compare.json.
+//
+// cold = from the navigation's start to the model being ready (the runtime's
+// download and compilation, the model's download, our SHA-256 check and load,
+// including the auto mode's self-check), plus the first inference. warm = the
+// median inference time of the next runs (our page: the worker's model run;
+// onnxruntime-web: session.run on a prepared tensor). Each measurement is a
+// fresh browser with an empty cache. WebGPU here is SwiftShader (software).
+// Runtime bytes: the wasm and the JavaScript that loads it, as the static
+// server sent them (brotli, as scripts/precompress.mjs writes it), and raw
+// and gzip -9 from the files.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { ROOT, DIST, WEBGPU_FLAGS, launch, openPage } from '../tests/browser/helpers.mjs';
+import { ROOT, DIST, WEBGPU_FLAGS, launch, newSession, openContextPage } from '../tests/browser/helpers.mjs';
 import { serve } from './static-server.mjs';
 
+const argv = process.argv.slice(2);
 const arg = (name, def) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? process.argv[i + 1] : def;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : def;
 };
+const compare = argv.includes('--compare');
 const runs = Number(arg('runs', 30));
-const out = path.resolve(ROOT, arg('out', 'bench/browser-latency.json'));
+const gpuRuns = Number(arg('gpu-runs', 10));
+const rounds = Number(arg('rounds', compare ? 2 : 1));
+const out = path.resolve(ROOT, arg('out', compare ? 'bench/browser/compare.json' : 'bench/browser/latency.json'));
+for (const [name, v] of [['runs', runs], ['gpu-runs', gpuRuns], ['rounds', rounds]]) {
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a whole number of at least 1`);
+}
 if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error('build the site first: scripts/build-web');
+const ORT = path.join(ROOT, 'scripts/bench-peers/node_modules/onnxruntime-web');
+if (compare && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-'));
 fs.cpSync(DIST, site, { recursive: true });
-const modelFile = path.join(site, 'models', 'mobilenet_v2_1.0-random.onnx');
-execFileSync('cargo', ['run', '-q', '--release', '-p', 'trainer', '--', 'random-model', '--alpha', '1.0', '--size', '224', '--out', modelFile, '--force'], { cwd: ROOT, stdio: 'inherit' });
+const shape = arg('shape', '1,3,224,224');
+if (!/^\d+(,\d+){3}$/.test(shape)) throw new Error(`--shape ${shape}: give the input's four dimensions, e.g. 1,3,224,224`);
+const modelFile = path.join(site, 'models', 'bench.onnx');
+if (arg('model')) fs.copyFileSync(path.resolve(arg('model')), modelFile);
+else execFileSync('cargo', ['run', '-q', '--release', '-p', 'trainer', '--', 'random-model', '--alpha', '1.0', '--size', '224', '--out', modelFile, '--force'], { cwd: ROOT, stdio: 'inherit' });
 const bytes = fs.readFileSync(modelFile);
+const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
 const manifest = { version: 1, default: 'bench', models: [{
   id: 'bench', name: 'MobileNetV2-1.0, random weights (benchmark)', file: path.basename(modelFile),
-  sha256: crypto.createHash('sha256').update(bytes).digest('hex'), bytes: bytes.length, untrained: true,
+  sha256, bytes: bytes.length, untrained: true,
 }] };
 fs.writeFileSync(path.join(site, 'models', 'manifest.json'), JSON.stringify(manifest));
+let ortVersion;
+if (compare) {
+  const ortDir = path.join(site, 'ort');
+  fs.mkdirSync(ortDir);
+  for (const f of fs.readdirSync(path.join(ORT, 'dist'))) {
+    if (/^ort(-wasm-simd-threaded\.(jsep\.|asyncify\.)?|\.(wasm|webgpu)\.min\.)(mjs|wasm)$/.test(f)) fs.copyFileSync(path.join(ORT, 'dist', f), path.join(ortDir, f));
+  }
+  for (const f of ['ort-bench.html', 'ort-bench.mjs']) fs.copyFileSync(path.join(ROOT, 'scripts/bench-peers', f), path.join(ortDir, f));
+  console.error('bench-browser: compressing onnxruntime-web as a static host would serve it');
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts/precompress.mjs'), ortDir], { stdio: 'inherit' });
+  ortVersion = JSON.parse(fs.readFileSync(path.join(ORT, 'package.json'), 'utf8')).version;
+}
 
 const images = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-img-'));
-const files = Array.from({ length: runs + 1 }, (_, i) => {
+const files = Array.from({ length: Math.max(runs, gpuRuns) + 1 }, (_, i) => {
   const f = path.join(images, `scan-${String(i).padStart(3, '0')}.jpg`);
   fs.copyFileSync(path.join(ROOT, 'tests/golden/progressive.jpg'), f);
   return f;
 });
 
-const { server, url } = await serve(site, { port: 0 });
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]; };
-const results = {};
-for (const backend of ['gpu', 'cpu']) {
+let answers = [];
+const { server, url } = await serve(site, { port: 0, onAnswer: (a) => answers.push(a) });
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
+const round1 = (x) => Math.round(x * 10) / 10;
+
+/** Raw and gzip -9 bytes of the files answered with 200, and the bytes sent (the brotli copy when there is one). */
+function runtimeBytes(isRuntime) {
+  const seen = new Map();
+  for (const a of answers) if (a.status === 200 && isRuntime(a.path) && !seen.has(a.path)) seen.set(a.path, a.bytes);
+  let raw = 0; let gzip = 0; let sent = 0;
+  for (const [p, s] of seen) {
+    const b = fs.readFileSync(path.join(site, p));
+    raw += b.length; gzip += zlib.gzipSync(b, { level: 9 }).length; sent += s;
+  }
+  return { files: [...seen.keys()].sort(), raw, gzip_9: gzip, served: sent };
+}
+
+/** The page with our runtime: `backend` cpu or gpu, `n` files after the first. */
+async function ours(backend, n) {
+  answers = [];
   const browser = await launch(WEBGPU_FLAGS);
   try {
-    const { page } = await openPage(browser, `${url}?backend=${backend === 'gpu' ? 'gpu' : 'cpu'}`);
+    const session = await newSession(browser);
+    // When the model becomes ready, counted from the navigation's start.
+    await session.context.addInitScript(() => {
+      new MutationObserver(() => {
+        const s = document.getElementById('model-status');
+        if (s?.dataset.status === 'ready' && window.benchReadyAt === undefined) window.benchReadyAt = performance.now();
+      }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
+    });
+    const { page } = await openContextPage(session.context, `${url}?backend=${backend}`);
+    const readyAt = await page.waitForFunction(() => window.benchReadyAt).then((h) => h.jsonValue());
     const loadMs = Number(await page.$eval('#model-status', (e) => e.dataset.loadMs));
-    await page.setInputFiles('#file-input', files);
-    await page.waitForFunction((n) => document.querySelectorAll('.result').length >= n, files.length, { timeout: 3_600_000 });
-    const rows = await page.$$eval('.result', (ns) => ns.map((n) => ({
-      file: n.dataset.file, status: n.dataset.status, backend: n.dataset.backend,
-      inference: Number(n.dataset.inferenceMs), total: Number(n.dataset.totalMs),
+    await page.setInputFiles('#file-input', files.slice(0, n + 1));
+    await page.waitForFunction((k) => document.querySelectorAll('.result').length >= k, n + 1, { timeout: 3_600_000 });
+    const rows = await page.$$eval('.result', (ns) => ns.map((r) => ({
+      file: r.dataset.file, status: r.dataset.status, backend: r.dataset.backend,
+      inference: Number(r.dataset.inferenceMs), total: Number(r.dataset.totalMs),
     })));
     rows.sort((a, b) => a.file.localeCompare(b.file));
-    if (rows.some((r) => r.status !== 'ok' || r.backend !== backend)) throw new Error(`${backend}: ${JSON.stringify(rows[0])}`);
+    if (rows.some((r) => r.status !== 'ok' || r.backend !== backend)) throw new Error(`${backend}: ${JSON.stringify(rows.find((r) => r.status !== 'ok' || r.backend !== backend))}`);
     const warm = rows.slice(1).map((r) => r.inference);
-    results[backend] = {
-      cold_ms: loadMs + rows[0].total, model_load_ms: loadMs, first_result_ms: rows[0].total,
+    return {
+      cold_ms: round1(readyAt + rows[0].inference), ready_at_ms: round1(readyAt), model_load_ms: loadMs,
+      first_inference_ms: rows[0].inference, first_result_ms: rows[0].total,
       warm_median_ms: median(warm), warm_min_ms: Math.min(...warm), warm_max_ms: Math.max(...warm),
-      warm_median_total_ms: median(rows.slice(1).map((r) => r.total)), runs: warm.length,
+      warm_median_total_ms: median(rows.slice(1).map((r) => r.total)), warm_ms: warm,
+      runtime_bytes: runtimeBytes((p) => p.startsWith('/pkg/')),
     };
-    console.log(backend, JSON.stringify(results[backend]));
   } finally {
     await browser.close();
   }
 }
+
+/** onnxruntime-web on the same file: `ep` wasm or webgpu. */
+async function theirs(ep, n) {
+  answers = [];
+  const browser = await launch(WEBGPU_FLAGS);
+  try {
+    const { context } = await newSession(browser);
+    const page = await context.newPage();
+    const model = `/models/${path.basename(modelFile)}`;
+    await page.goto(`${url}ort/ort-bench.html?ep=${ep}&runs=${n}&model=${encodeURIComponent(model)}&shape=${shape}`);
+    const r = await page.waitForFunction(() => window.ortBench, null, { timeout: 3_600_000 }).then((h) => h.jsonValue());
+    if (r.error) throw new Error(`onnxruntime-web ${ep}: ${r.error}`);
+    return {
+      cold_ms: round1(r.ready_at_ms + r.first_run_ms), ready_at_ms: round1(r.ready_at_ms), first_inference_ms: r.first_run_ms,
+      warm_median_ms: median(r.warm_ms), warm_min_ms: Math.min(...r.warm_ms), warm_max_ms: Math.max(...r.warm_ms), warm_ms: r.warm_ms,
+      runtime_bytes: runtimeBytes((p) => p.startsWith('/ort/') && !p.includes('ort-bench.')),
+    };
+  } finally {
+    await browser.close();
+  }
+}
+
+const backends = [['cpu', 'wasm', runs], ['gpu', 'webgpu', gpuRuns]];
+const results = { ours: { cpu: [], gpu: [] }, onnxruntime_web: { wasm: [], webgpu: [] } };
+for (let round = 0; round < rounds; round++) {
+  for (const [backend, ep, n] of backends) {
+    // Alternate who goes first, so neither always runs on a machine the other has just warmed.
+    const order = round % 2 === 0 ? ['ours', 'theirs'] : ['theirs', 'ours'];
+    for (const who of order) {
+      if (who === 'theirs' && !compare) continue;
+      const r = who === 'ours' ? await ours(backend, n) : await theirs(ep, n);
+      (who === 'ours' ? results.ours[backend] : results.onnxruntime_web[ep]).push(r);
+      const label = who === 'ours' ? `mriscreen ${backend}` : `onnxruntime-web ${ep}`;
+      console.log(`round ${round + 1} ${label}: warm median ${r.warm_median_ms.toFixed(1)} ms, cold ${r.cold_ms.toFixed(0)} ms, runtime ${(r.runtime_bytes.gzip_9 / 1e6).toFixed(2)} MB gzip`);
+    }
+  }
+}
 server.close();
+fs.rmSync(site, { recursive: true, force: true });
+fs.rmSync(images, { recursive: true, force: true });
+
+/** Every round's warm runs pooled, the median of cold starts, and the runtime's bytes. */
+function summary(list) {
+  return {
+    warm_median_ms: median(list.flatMap((r) => r.warm_ms)), warm_median_by_round_ms: list.map((r) => r.warm_median_ms),
+    cold_median_ms: median(list.map((r) => r.cold_ms)), cold_by_round_ms: list.map((r) => r.cold_ms),
+    runtime_bytes: list[0].runtime_bytes,
+  };
+}
 const report = {
-  benchmark: 'browser latency, headless Chromium, MobileNetV2-1.0 224x224 random weights, through the page and its worker',
+  benchmark: 'browser latency, headless Chromium; ours through the page and its worker',
+  date: new Date().toISOString(),
   chromium: execFileSync('/usr/bin/chromium', ['--version']).toString().trim(),
   webgpu_adapter: 'SwiftShader (software) unless the machine has a GPU',
   machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, platform: process.platform },
-  gpu: results.gpu, cpu: results.cpu,
-  reference: 'onnxruntime-web 1.30, same machine class: WebGPU (SwiftShader) 2.06 s warm, wasm 1 thread 30.8 ms warm (README, section Benchmark)',
+  model: { file: arg('model') ?? 'mriscreen random-model --alpha 1.0 --size 224', bytes: bytes.length, sha256, shape },
+  runs, gpu_runs: gpuRuns, rounds,
+  definitions: {
+    cold_ms: 'navigation start to model ready, plus the first inference; a fresh browser and cache each time',
+    warm_median_ms: 'median inference time of the runs after the first (ours: the worker\'s model run; onnxruntime-web: session.run)',
+    runtime_bytes: 'the wasm and the JavaScript that loads it: raw, gzip -9, and as served (brotli copies)',
+  },
+  mriscreen: { cpu: summary(results.ours.cpu), gpu: summary(results.ours.gpu), rounds: results.ours },
 };
+if (compare) {
+  const ort = { wasm: summary(results.onnxruntime_web.wasm), webgpu: summary(results.onnxruntime_web.webgpu) };
+  report.onnxruntime_web = { version: ortVersion, settings: 'numThreads 1, proxy off, graphOptimizationLevel all', ...ort, rounds: results.onnxruntime_web };
+  const ratio = (a, b) => +(a / b).toFixed(3);
+  const pair = (o, t) => ({
+    warm: ratio(o.warm_median_ms, t.warm_median_ms), cold: ratio(o.cold_median_ms, t.cold_median_ms),
+    runtime_gzip: ratio(o.runtime_bytes.gzip_9, t.runtime_bytes.gzip_9), runtime_served: ratio(o.runtime_bytes.served, t.runtime_bytes.served),
+  });
+  report.ratios = { note: 'ours / onnxruntime-web, from this run: below 1 means we are faster or smaller', cpu_vs_wasm: pair(report.mriscreen.cpu, ort.wasm), gpu_vs_webgpu: pair(report.mriscreen.gpu, ort.webgpu) };
+  console.log(JSON.stringify(report.ratios, null, 2));
+}
 fs.mkdirSync(path.dirname(out), { recursive: true });
 fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
 console.log(`-> ${path.relative(ROOT, out)}`);
