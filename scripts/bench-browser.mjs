@@ -4,6 +4,7 @@
 //
 //   node scripts/bench-browser.mjs [--runs 30] [--gpu-runs 10] [--rounds 1] [--compare] [--out FILE]
 //                                  [--model FILE.onnx --shape 1,3,224,224]
+//   node scripts/bench-browser.mjs --memory   # bench/browser/memory.json
 //
 // --model times another ONNX file instead of the random-weight one made with
 // `mriscreen random-model` (--shape: its input's, for onnxruntime-web).
@@ -22,7 +23,10 @@
 // fresh browser with an empty cache. WebGPU here is SwiftShader (software).
 // Runtime bytes: the wasm and the JavaScript that loads it, as the static
 // server sent them (brotli, as scripts/precompress.mjs writes it), and raw
-// and gzip -9 from the files.
+// and gzip -9 from the files. Wasm memory: the size of the worker's memory
+// once the model is ready and after the last run (a wasm memory never shrinks,
+// so that is the most it held); --memory measures it for every model dist/
+// ships instead.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -47,24 +51,29 @@ for (const [name, v] of [['runs', runs], ['gpu-runs', gpuRuns], ['rounds', round
 }
 if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error('build the site first: scripts/build-web');
 const ORT = path.join(ROOT, 'scripts/bench-peers/node_modules/onnxruntime-web');
-if (compare && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
+if (compare && !argv.includes('--memory') && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-'));
 fs.cpSync(DIST, site, { recursive: true });
 const shape = arg('shape', '1,3,224,224');
 if (!/^\d+(,\d+){3}$/.test(shape)) throw new Error(`--shape ${shape}: give the input's four dimensions, e.g. 1,3,224,224`);
+const memoryMode = argv.includes('--memory');
 const modelFile = path.join(site, 'models', 'bench.onnx');
-if (arg('model')) fs.copyFileSync(path.resolve(arg('model')), modelFile);
-else execFileSync('cargo', ['run', '-q', '--release', '-p', 'trainer', '--', 'random-model', '--alpha', '1.0', '--size', '224', '--out', modelFile, '--force'], { cwd: ROOT, stdio: 'inherit' });
-const bytes = fs.readFileSync(modelFile);
-const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
-const manifest = { version: 1, default: 'bench', models: [{
-  id: 'bench', name: 'MobileNetV2-1.0, random weights (benchmark)', file: path.basename(modelFile),
-  sha256, bytes: bytes.length, untrained: true,
-}] };
-fs.writeFileSync(path.join(site, 'models', 'manifest.json'), JSON.stringify(manifest));
+let bytes = Buffer.alloc(0);
+let sha256 = null;
+if (!memoryMode) {
+  if (arg('model')) fs.copyFileSync(path.resolve(arg('model')), modelFile);
+  else execFileSync('cargo', ['run', '-q', '--release', '-p', 'trainer', '--', 'random-model', '--alpha', '1.0', '--size', '224', '--out', modelFile, '--force'], { cwd: ROOT, stdio: 'inherit' });
+  bytes = fs.readFileSync(modelFile);
+  sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+  const manifest = { version: 1, default: 'bench', models: [{
+    id: 'bench', name: 'MobileNetV2-1.0, random weights (benchmark)', file: path.basename(modelFile),
+    sha256, bytes: bytes.length, untrained: true,
+  }] };
+  fs.writeFileSync(path.join(site, 'models', 'manifest.json'), JSON.stringify(manifest));
+}
 let ortVersion;
-if (compare) {
+if (compare && !memoryMode) {
   const ortDir = path.join(site, 'ort');
   fs.mkdirSync(ortDir);
   for (const f of fs.readdirSync(path.join(ORT, 'dist'))) {
@@ -87,6 +96,7 @@ let answers = [];
 const { server, url } = await serve(site, { port: 0, onAnswer: (a) => answers.push(a) });
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const round1 = (x) => Math.round(x * 10) / 10;
+const round2 = (x) => Math.round(x * 100) / 100;
 
 /** Raw and gzip -9 bytes of the files answered with 200, and the bytes sent (the brotli copy when there is one). */
 function runtimeBytes(isRuntime) {
@@ -98,6 +108,15 @@ function runtimeBytes(isRuntime) {
     raw += b.length; gzip += zlib.gzipSync(b, { level: 9 }).length; sent += s;
   }
   return { files: [...seen.keys()].sort(), raw, gzip_9: gzip, served: sent };
+}
+
+/** The size of the worker's wasm memory: the most it has held at once (www/worker/worker.js). */
+async function wasmMemory(page) {
+  for (const w of page.workers()) {
+    const bytes = await w.evaluate(() => self.wasmMemory?.buffer.byteLength ?? null).catch(() => null);
+    if (bytes != null) return bytes;
+  }
+  return null;
 }
 
 /** The page with our runtime: `backend` cpu or gpu, `n` files after the first. */
@@ -116,6 +135,7 @@ async function ours(backend, n) {
     const { page } = await openContextPage(session.context, `${url}?backend=${backend}`);
     const readyAt = await page.waitForFunction(() => window.benchReadyAt).then((h) => h.jsonValue());
     const loadMs = Number(await page.$eval('#model-status', (e) => e.dataset.loadMs));
+    const memoryAtReady = await wasmMemory(page);
     await page.setInputFiles('#file-input', files.slice(0, n + 1));
     await page.waitForFunction((k) => document.querySelectorAll('.result').length >= k, n + 1, { timeout: 3_600_000 });
     const rows = await page.$$eval('.result', (ns) => ns.map((r) => ({
@@ -124,13 +144,15 @@ async function ours(backend, n) {
     })));
     rows.sort((a, b) => a.file.localeCompare(b.file));
     if (rows.some((r) => r.status !== 'ok' || r.backend !== backend)) throw new Error(`${backend}: ${JSON.stringify(rows.find((r) => r.status !== 'ok' || r.backend !== backend))}`);
-    const warm = rows.slice(1).map((r) => r.inference);
+    const warm = rows.slice(1).map((r) => round2(r.inference));
+    const memory = await wasmMemory(page);
     return {
-      cold_ms: round1(readyAt + rows[0].inference), ready_at_ms: round1(readyAt), model_load_ms: loadMs,
-      first_inference_ms: rows[0].inference, first_result_ms: rows[0].total,
-      warm_median_ms: median(warm), warm_min_ms: Math.min(...warm), warm_max_ms: Math.max(...warm),
-      warm_median_total_ms: median(rows.slice(1).map((r) => r.total)), warm_ms: warm,
+      cold_ms: round1(readyAt + rows[0].inference), ready_at_ms: round1(readyAt), model_load_ms: round1(loadMs),
+      first_inference_ms: round2(rows[0].inference), first_result_ms: round2(rows[0].total),
+      warm_median_ms: round2(median(warm)), warm_min_ms: Math.min(...warm), warm_max_ms: Math.max(...warm),
+      warm_median_total_ms: round2(median(rows.slice(1).map((r) => r.total))), warm_ms: warm,
       runtime_bytes: runtimeBytes((p) => p.startsWith('/pkg/')),
+      wasm_memory_after_load_bytes: memoryAtReady, wasm_memory_peak_bytes: memory,
     };
   } finally {
     await browser.close();
@@ -149,13 +171,55 @@ async function theirs(ep, n) {
     const r = await page.waitForFunction(() => window.ortBench, null, { timeout: 3_600_000 }).then((h) => h.jsonValue());
     if (r.error) throw new Error(`onnxruntime-web ${ep}: ${r.error}`);
     return {
-      cold_ms: round1(r.ready_at_ms + r.first_run_ms), ready_at_ms: round1(r.ready_at_ms), first_inference_ms: r.first_run_ms,
-      warm_median_ms: median(r.warm_ms), warm_min_ms: Math.min(...r.warm_ms), warm_max_ms: Math.max(...r.warm_ms), warm_ms: r.warm_ms,
+      cold_ms: round1(r.ready_at_ms + r.first_run_ms), ready_at_ms: round1(r.ready_at_ms), first_inference_ms: round2(r.first_run_ms),
+      warm_median_ms: round2(median(r.warm_ms)), warm_min_ms: round2(Math.min(...r.warm_ms)), warm_max_ms: round2(Math.max(...r.warm_ms)), warm_ms: r.warm_ms.map(round2),
       runtime_bytes: runtimeBytes((p) => p.startsWith('/ort/') && !p.includes('ort-bench.')),
     };
   } finally {
     await browser.close();
   }
+}
+
+/**
+ * --memory: every model dist/ ships, on the CPU backend, each in a fresh browser: the wasm
+ * memory once it is loaded and after classifying three scans, beside the model's bytes.
+ */
+async function shippedModels() {
+  const list = JSON.parse(fs.readFileSync(path.join(DIST, 'models/manifest.json'), 'utf8')).models;
+  const rows = [];
+  for (const m of list) {
+    const browser = await launch();
+    try {
+      const { context } = await newSession(browser);
+      const { page } = await openContextPage(context, `${url}?backend=cpu&model=${encodeURIComponent(m.id)}`);
+      const loaded = await wasmMemory(page);
+      await page.setInputFiles('#file-input', files.slice(0, 3));
+      await page.waitForFunction(() => document.querySelectorAll('.result').length >= 3, null, { timeout: 600_000 });
+      const row = { id: m.id, precision: m.precision, input_size: m.input_size, file_bytes: m.bytes,
+        wasm_memory_after_load_bytes: loaded, wasm_memory_peak_bytes: await wasmMemory(page) };
+      console.log(`${m.id}: file ${(m.bytes / 1e6).toFixed(2)} MB, wasm memory ${(loaded / 2 ** 20).toFixed(0)} MiB loaded, ${(row.wasm_memory_peak_bytes / 2 ** 20).toFixed(0)} MiB after 3 scans`);
+      rows.push(row);
+    } finally {
+      await browser.close();
+    }
+  }
+  return rows;
+}
+
+if (memoryMode) {
+  const report = {
+    benchmark: 'wasm memory of every shipped model on the CPU backend (a wasm memory never shrinks: its size is its peak)',
+    date: new Date().toISOString(), chromium: execFileSync('/usr/bin/chromium', ['--version']).toString().trim(),
+    models: await shippedModels(),
+  };
+  server.close();
+  const file = path.resolve(ROOT, arg('out', 'bench/browser/memory.json'));
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  console.log(`-> ${path.relative(ROOT, file)}`);
+  fs.rmSync(site, { recursive: true, force: true });
+  fs.rmSync(images, { recursive: true, force: true });
+  process.exit(0);
 }
 
 const backends = [['cpu', 'wasm', runs], ['gpu', 'webgpu', gpuRuns]];

@@ -5,7 +5,16 @@
 import init, { MriScreen } from '../pkg/mriscreen.js';
 import { LOAD_MODEL, CLASSIFY } from '../protocol/messages.js';
 
-let ready = null;   // Promise of the initialised wasm module (lazy, once)
+// The wasm module is fetched and compiled (streaming) as soon as the worker
+// starts, while the page is still reading the manifest; a model download
+// then runs while the compile finishes (loadModel). A failure is reported
+// by the first request that needs the module.
+let wasmReady = false;
+const ready = init().then((exports) => { wasmReady = true; return exports; });
+ready.catch(() => {});
+// The module's memory, for scripts/bench-browser.mjs: a wasm memory never shrinks, so its size is
+// the most the module has held at once.
+ready.then((exports) => { self.wasmMemory = exports.memory; }, () => {});
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();
 let classifying = null; // the id of the classify request being answered
@@ -122,7 +131,10 @@ async function softwareAdapter() {
 }
 
 async function loadModel(id, args) {
-  const bytes = args.url ? await download(id, args.url, args.bytes) : new Uint8Array(args.model);
+  const downloading = args.url ? download(id, args.url, args.bytes) : Promise.resolve(new Uint8Array(args.model));
+  downloading.catch(() => {}); // awaited below, after the module
+  await ready;
+  const bytes = await downloading;
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
   let backend = args.backend ?? 'auto';
   // The page passes `cpu_reason` when it moves a model to the CPU (a crash, a lost device).
@@ -171,9 +183,9 @@ async function classify(id, args) {
 
 async function handle({ id, type, ...args }) {
   try {
-    if (!ready) postMessage({ id, status: 'starting the WebAssembly module' });
-    ready ??= init();
-    await ready;
+    if (!wasmReady) postMessage({ id, status: 'starting the WebAssembly module' });
+    // loadModel downloads its model while the module compiles, then waits for both.
+    if (type !== LOAD_MODEL) await ready;
     let answer;
     if (type === LOAD_MODEL) answer = await loadModel(id, args);
     else if (type === CLASSIFY) answer = await classify(id, args);
