@@ -1,7 +1,8 @@
 // Stamps the service worker of a built site (called by scripts/build-web):
 // its cache version becomes a hash of every file in the site, and its
-// precache list the app shell (every file except sw.js and models/, whose
-// manifest is added and whose default model the worker reads at install).
+// precache list the app shell (every file except sw.js, the two builds of
+// the engine, and models/, whose manifest is added and whose default model
+// the worker reads at install).
 //
 //   node scripts/stamp-sw.mjs DIST_DIR
 import crypto from 'node:crypto';
@@ -25,7 +26,11 @@ for (const f of files) {
   hash.update(`${f}\0`).update(fs.readFileSync(path.join(dir, f))).update('\0');
 }
 const version = hash.digest('hex').slice(0, 16);
-const shell = ['./', ...files.filter((f) => f !== 'sw.js' && !f.startsWith('models/') && !path.basename(f).startsWith('.')), 'models/manifest.json'];
+// Neither build of the engine (pkg/mriscreen*) is precached: the page names the one its worker runs
+// and the service worker stores that one, so a device never downloads the build it cannot use
+// (docs/architecture.md, "Two wasm modules").
+const precached = (f) => f !== 'sw.js' && !f.startsWith('models/') && !f.startsWith('pkg/mriscreen') && !path.basename(f).startsWith('.');
+const shell = ['./', ...files.filter(precached), 'models/manifest.json'];
 
 const VERSION_LINE = "const VERSION = 'dev';";
 const SHELL_LINE = "const SHELL = ['./'];";

@@ -1,7 +1,9 @@
 // Service worker: makes the page work offline. One versioned cache per build
 // (scripts/build-web stamps VERSION, a hash of the site's files, and SHELL,
-// the app shell). Install precaches the shell, the wasm and the default model
-// named in models/manifest.json; other models are cached on first use; old
+// the app shell). Install precaches the shell and the default model named in
+// models/manifest.json; the page then names the build of the wasm its worker
+// runs (PING), which is stored before the page hears "ready offline"; other
+// models are cached on first use; old
 // versions' caches are deleted on activate; requests to other origins and
 // anything but GET are left alone. A new version waits until the page says
 // the user agreed (SKIP_WAITING), then takes over. Unstamped (VERSION 'dev',
@@ -115,13 +117,35 @@ self.addEventListener('activate', (event) => {
   event.waitUntil((async () => {
     await dropOldCaches();
     await self.clients.claim();
-    await tellClients({ type: MSG.READY_OFFLINE, version: VERSION });
   })());
 });
 
+/** The CPU build of the engine: what is stored when the page names none. */
+const CPU_ENGINE = ['pkg/mriscreen.js', 'pkg/mriscreen_bg.wasm'];
+
+/**
+ * Stores the build of the engine (wasm and its JavaScript) the page's worker
+ * runs, which install does not precache: there are two (docs/architecture.md,
+ * "Two wasm modules") and a device needs only one. Only URLs under this
+ * scope's pkg/; the CPU build when the page names none (its model did not
+ * load). Revalidated, so what the worker has just downloaded is a 304.
+ */
+async function storeEngine(urls) {
+  const pkg = at('pkg/');
+  const named = (Array.isArray(urls) ? urls : []).filter((u) => typeof u === 'string' && u.startsWith(pkg) && !u.includes('..'));
+  const cache = await caches.open(CACHE);
+  await cache.addAll((named.length ? named : CPU_ENGINE.map(at)).map(fresh));
+}
+
 self.addEventListener('message', (event) => {
   const type = event.data?.type;
-  if (type === MSG.PING) event.source?.postMessage({ type: MSG.READY_OFFLINE, version: VERSION });
+  if (type === MSG.PING) {
+    // Ready offline once the engine the page runs is stored too (not at activate, before it is).
+    event.waitUntil(storeEngine(event.data.extra).then(
+      () => event.source?.postMessage({ type: MSG.READY_OFFLINE, version: VERSION }),
+      (e) => event.source?.postMessage({ type: MSG.OFFLINE_FAILED, reason: failureText(e) }),
+    ));
+  }
   else if (type === MSG.SKIP_WAITING) self.skipWaiting();
 });
 

@@ -6,6 +6,9 @@
 
 mod cpu;
 mod engine;
+// Without the `gpu` feature (the page's CPU-only module) the WebGPU backend is
+// a type with no values whose loading says that this build has none.
+#[cfg_attr(not(feature = "gpu"), path = "gpu_absent.rs")]
 mod gpu;
 
 pub use cpu::CpuBackend;

@@ -11,14 +11,19 @@ import assert from 'node:assert/strict';
 import { WEBGPU_FLAGS, startServer, launch, openPage, openContextPage, classifySample, cliPredict, backendBadge,
   samples, waitReadyOffline, screenshot } from './helpers.mjs';
 
-let server, url;
-before(async () => { ({ server, url } = await startServer()); });
+let server, url, answers;
+before(async () => { ({ server, url, answers } = await startServer()); });
+
+/** The wasm builds the server sent since answer number `from`: 'cpu' (pkg/mriscreen_bg.wasm) and/or 'gpu'. */
+const wasmBuildsSent = (from) => [...new Set(answers.slice(from).filter((a) => a.status === 200 && a.path.endsWith('_bg.wasm'))
+  .map((a) => (a.path.endsWith('/mriscreen_gpu_bg.wasm') ? 'gpu' : 'cpu')))].sort();
 after(() => server?.close());
 
 test('acceptance: a sample on WebGPU with its heat-map, then the same label offline after a reload', async () => {
   const browser = await launch(WEBGPU_FLAGS);
   try {
     // SwiftShader is a software rasteriser, which auto mode passes over: ask for WebGPU.
+    const from = answers.length;
     const { context, page, errors, violations } = await openPage(browser, `${url}?backend=gpu`);
     const badge = await backendBadge(page);
     assert.equal(badge.kind, 'gpu', `expected WebGPU, got: ${badge.text}`);
@@ -46,13 +51,16 @@ test('acceptance: a sample on WebGPU with its heat-map, then the same label offl
     await result.locator('input.opacity').fill('20');
     assert.equal(await result.locator('canvas.heatmap').evaluate((c) => getComputedStyle(c).opacity), '0.2');
 
+    // Only the WebGPU build of the wasm was downloaded; the service worker then stored it too.
     await waitReadyOffline(page);
+    assert.deepEqual(wasmBuildsSent(from), ['gpu']);
     await context.setOffline(true);
     await page.reload();
     await page.waitForSelector('#model-status[data-status=ready]', { timeout: 120_000 });
     const again = await classifySample(page, sample.class);
     assert.equal(again.status, 'ok', again.text);
     assert.equal(again.label, r.label);
+    assert.equal(again.backend, 'gpu', 'offline, the WebGPU build comes from the service worker');
     assert.deepEqual(errors, []);
     assert.deepEqual(violations, [], 'Content-Security-Policy violations');
     await context.close();
@@ -91,10 +99,11 @@ test('?backend=cpu uses the CPU even where WebGPU works, and says so', async () 
   }
 });
 
-test('auto mode passes over a software rasteriser for the CPU and says why', async () => {
+test('auto mode passes over a software rasteriser for the CPU, says why, and never downloads the WebGPU build', async () => {
   const browser = await launch(WEBGPU_FLAGS);
   try {
     const context = await browser.newContext();
+    const from = answers.length;
     const { page, errors } = await openContextPage(context, url);
     const badge = await backendBadge(page);
     assert.equal(badge.kind, 'cpu', badge.text);
@@ -103,6 +112,8 @@ test('auto mode passes over a software rasteriser for the CPU and says why', asy
     assert.equal(r.status, 'ok', r.text);
     assert.equal(r.backend, 'cpu');
     assert.deepEqual(errors, []);
+    await waitReadyOffline(page); // the service worker's precache has run too
+    assert.deepEqual(wasmBuildsSent(from), ['cpu']);
   } finally {
     await browser.close();
   }

@@ -17,7 +17,7 @@ const params = new URLSearchParams(location.search);
 /** `?backend=cpu|gpu|auto` chooses the backend (default auto: WebGPU, else CPU). */
 const backendChoice = ['cpu', 'gpu', 'auto'].includes(params.get('backend')) ? params.get('backend') : 'auto';
 
-const client = new WorkerClient();
+const client = new WorkerClient({ backend: backendChoice });
 const models = new Models({
   client, backendChoice,
   ui: {
@@ -186,4 +186,6 @@ setupSamples({
 // (a 304 each) instead of downloading them a second time alongside it.
 const firstLoad = models.ready;
 models.start(params.get('model'));
-firstLoad.catch(() => {}).finally(() => setupOffline({ status: $('#offline-status'), button: $('#update-button') }));
+firstLoad.catch(() => {}).finally(() => setupOffline({
+  status: $('#offline-status'), button: $('#update-button'), engineFiles: () => models.engineFiles ?? [],
+}));

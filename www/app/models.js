@@ -244,6 +244,7 @@ export class Models {
     }
     if (token !== this.#token) return this.whenReady();
     this.showBackend(r.backend);
+    this.engineFiles = r.engine_files ?? [];
     this.ui.progressLabel.textContent = 'Model downloaded';
     const { info } = r;
     this.current = { entry, info };

@@ -4,7 +4,8 @@
 // "Update available — reload" button, then takes over and the page reloads.
 import { SW_PING, SW_READY_OFFLINE, SW_SKIP_WAITING, SW_OFFLINE_FAILED } from '../protocol/messages.js';
 
-export async function setupOffline({ status, button }) {
+/** `engineFiles()`: the URLs of the wasm build the worker runs (the service worker precaches neither build). */
+export async function setupOffline({ status, button, engineFiles = () => [] }) {
   const show = (state, text) => { status.dataset.status = state; status.textContent = text; };
   if (!('serviceWorker' in navigator)) {
     show('unavailable', 'Offline use: not available in this browser (no service workers).');
@@ -49,5 +50,5 @@ export async function setupOffline({ status, button }) {
     });
   });
   const ready = await sw.ready;
-  ready.active?.postMessage({ type: SW_PING });
+  ready.active?.postMessage({ type: SW_PING, extra: engineFiles() });
 }

@@ -9,12 +9,17 @@ export class WorkerClient {
   #pending = new Map();
   #nextId = 1;
 
-  constructor() {
+  #name;
+
+  /** `backend`: the page's choice (auto, cpu or gpu); the worker loads the wasm build it needs. */
+  constructor({ backend = 'auto' } = {}) {
+    this.#name = `mriscreen backend=${backend}`;
     this.#worker = this.#start();
   }
 
   #start() {
-    const w = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module' });
+    // The choice travels in the worker's name, not its URL, so the service worker's cached copy answers it offline.
+    const w = new Worker(new URL('../worker/worker.js', import.meta.url), { type: 'module', name: this.#name });
     w.onmessage = ({ data }) => {
       const p = this.#pending.get(data.id);
       if (!p) return;

@@ -3,7 +3,10 @@
 // one { id, result } or { id, error: { kind, message } }.
 // See www/README.md for the payloads.
 
-/** { url, sha256, bytes?, backend, overrides? } or { model: ArrayBuffer, ... } -> { info, backend } */
+/**
+ * { url, sha256, bytes?, backend, overrides? } or { model: ArrayBuffer, ... } -> { info, backend, engine_files }
+ * (`engine_files`: the URLs of the build of the wasm the worker runs, for the service worker to store)
+ */
 export const LOAD_MODEL = 'load-model';
 /** { name, image: ArrayBuffer, frame? } -> prediction */
 export const CLASSIFY = 'classify';
@@ -17,7 +20,10 @@ export const CLASSIFY = 'classify';
 export const ERROR_KINDS = ['decode', 'model', 'inference', 'options', 'internal', 'network', 'hash', 'device-lost', 'cancelled'];
 
 // Page <-> service worker messages ({ type, ... }).
-/** page -> sw: answer with READY_OFFLINE if the precache is complete. */
+/**
+ * page -> sw: { extra? } store `extra` (URLs under pkg/: the build of the wasm the page runs; the
+ * CPU build when empty), then answer READY_OFFLINE if the precache is complete, else OFFLINE_FAILED.
+ */
 export const SW_PING = 'ping';
 /** sw -> page: { version } everything needed to run offline is cached. */
 export const SW_READY_OFFLINE = 'ready-offline';

@@ -2,19 +2,59 @@
 // never blocks on downloading, decoding or inference. Requests are handled
 // one at a time, in arrival order; progress is posted as { id, status,
 // progress } and every request ends with one { id, result } or { id, error }.
-import init, { MriScreen } from '../pkg/mriscreen.js';
 import { LOAD_MODEL, CLASSIFY } from '../protocol/messages.js';
 
-// The wasm module is fetched and compiled (streaming) as soon as the worker
-// starts, while the page is still reading the manifest; a model download
-// then runs while the compile finishes (loadModel). A failure is reported
-// by the first request that needs the module.
+/**
+ * The backend the page asked for when it started this worker (WorkerClient
+ * names the worker `mriscreen backend=auto|cpu|gpu`).
+ */
+const choice = /backend=(cpu|gpu)\b/.exec(self.name ?? '')?.[1] ?? 'auto';
+
+/**
+ * Two builds of the wasm (scripts/build-web): pkg/mriscreen.js runs on the CPU
+ * only; pkg/mriscreen_gpu.js also carries the WebGPU backend (wonnx), a larger
+ * download. The WebGPU one is loaded only where it can be used: when the page
+ * asks for WebGPU, or in auto mode when the browser has an adapter that is
+ * not a software rasteriser. `cpuOnly` is why the CPU build was loaded in
+ * auto mode (the badge's reason), or null.
+ *
+ * The module is fetched and compiled (streaming) as soon as the worker
+ * starts, while the page is still reading the manifest; a model download
+ * then runs while the compile finishes (loadModel). A failure is reported by
+ * the first request that needs the module.
+ */
+async function start() {
+  let cpuOnly = null;
+  if (choice === 'cpu') cpuOnly = 'the page asked for the CPU';
+  else if (choice === 'auto') cpuOnly = await adapterVerdict();
+  if (cpuOnly == null) {
+    try {
+      return { ...(await instantiate(GPU_BUILD)), cpuOnly };
+    } catch (e) {
+      // Offline before the WebGPU build was ever used here, for instance: the CPU build is cached.
+      if (choice === 'gpu') throw e;
+      cpuOnly = `the WebGPU build of the engine could not be loaded (${e.message || e}); the CPU build runs`;
+    }
+  }
+  return { ...(await instantiate('../pkg/mriscreen.js')), cpuOnly };
+}
+
+const GPU_BUILD = '../pkg/mriscreen_gpu.js';
+
+async function instantiate(url) {
+  const module = await import(url);
+  const exports = await module.default();
+  // This build's files, for the service worker to store (it precaches neither build).
+  const files = [url, url.replace(/\.js$/, '_bg.wasm')].map((u) => new URL(u, import.meta.url).href);
+  return { MriScreen: module.MriScreen, memory: exports.memory, files };
+}
+
 let wasmReady = false;
-const ready = init().then((exports) => { wasmReady = true; return exports; });
+const ready = start().then((m) => { wasmReady = true; return m; });
 ready.catch(() => {});
 // The module's memory, for scripts/bench-browser.mjs: a wasm memory never shrinks, so its size is
 // the most the module has held at once.
-ready.then((exports) => { self.wasmMemory = exports.memory; }, () => {});
+ready.then((m) => { self.wasmMemory = m.memory; }, () => {});
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();
 let classifying = null; // the id of the classify request being answered
@@ -109,23 +149,25 @@ function bytesOf(v) {
 }
 
 /**
- * Why auto mode should not try this browser's WebGPU adapter, or null: a
- * software rasteriser (SwiftShader, llvmpipe, WARP: a CPU pretending to be a
- * GPU) is slower than the CPU backend here by two orders of magnitude. The
- * browser tells the page what wgpu does not pass on: `isFallbackAdapter` and
- * the adapter's vendor, architecture and description.
+ * Why auto mode should not use this browser's WebGPU, or null: there is no
+ * adapter, or the only one is a software rasteriser (SwiftShader, llvmpipe,
+ * WARP: a CPU pretending to be a GPU), slower than the CPU backend here by
+ * two orders of magnitude. The browser tells the page what wgpu does not pass
+ * on: `isFallbackAdapter` and the adapter's vendor, architecture and
+ * description. A hardware adapter is then timed against the CPU by the engine.
  */
-async function softwareAdapter() {
+async function adapterVerdict() {
+  let adapter;
   try {
-    const adapter = await navigator.gpu?.requestAdapter();
-    if (!adapter) return null;
-    const info = adapter.info ?? {};
-    const words = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
-    if (adapter.isFallbackAdapter || info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|softpipe|software|warp\b/i.test(words)) {
-      return `the only WebGPU adapter is a software rasteriser (${words || 'a fallback adapter'}), slower than the CPU; ?backend=gpu uses it anyway`;
-    }
-  } catch {
-    // No verdict: the engine's own checks decide.
+    adapter = await navigator.gpu?.requestAdapter();
+  } catch (e) {
+    return `this browser's WebGPU gave no adapter (${e.message || e})`;
+  }
+  if (!adapter) return 'this browser exposes no WebGPU (navigator.gpu is missing or has no adapter)';
+  const info = adapter.info ?? {};
+  const words = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ');
+  if (adapter.isFallbackAdapter || info.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe|softpipe|software|warp\b/i.test(words)) {
+    return `the only WebGPU adapter is a software rasteriser (${words || 'a fallback adapter'}), slower than the CPU; ?backend=gpu uses it anyway`;
   }
   return null;
 }
@@ -133,12 +175,12 @@ async function softwareAdapter() {
 async function loadModel(id, args) {
   const downloading = args.url ? download(id, args.url, args.bytes) : Promise.resolve(new Uint8Array(args.model));
   downloading.catch(() => {}); // awaited below, after the module
-  await ready;
+  const { MriScreen, cpuOnly, files } = await ready;
   const bytes = await downloading;
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
   let backend = args.backend ?? 'auto';
   // The page passes `cpu_reason` when it moves a model to the CPU (a crash, a lost device).
-  const cpuReason = backend === 'auto' ? await softwareAdapter() : args.cpu_reason ?? null;
+  const cpuReason = backend === 'auto' ? cpuOnly : args.cpu_reason ?? null;
   if (cpuReason) backend = 'cpu';
   const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined };
   const next = await MriScreen.create(bytes, options);
@@ -146,7 +188,7 @@ async function loadModel(id, args) {
   screen = next;
   gpuLost = null;
   onGpu = screen.status().kind === 'gpu';
-  return { result: { info: screen.info(), backend: screen.status() } };
+  return { result: { info: screen.info(), backend: screen.status(), engine_files: files } };
 }
 
 async function classify(id, args) {
