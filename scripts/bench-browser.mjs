@@ -4,7 +4,8 @@
 //
 //   node scripts/bench-browser.mjs [--runs 30] [--gpu-runs 10] [--rounds 1] [--compare] [--out FILE]
 //                                  [--model FILE.onnx --shape 1,3,224,224]
-//   node scripts/bench-browser.mjs --memory   # bench/browser/memory.json
+//   node scripts/bench-browser.mjs --memory   # bench/browser/memory.json: every shipped model's
+//                                             # wasm memory, and what a first visit downloads
 //
 // --model times another ONNX file instead of the random-weight one made with
 // `mriscreen random-model` (--shape: its input's, for onnxruntime-web).
@@ -206,12 +207,41 @@ async function shippedModels() {
   return rows;
 }
 
+/**
+ * What a first visit downloads, as served: the page in auto mode (on SwiftShader, so the CPU build),
+ * the default model, and what the service worker stores until the page says "ready offline".
+ */
+async function firstVisit() {
+  answers = [];
+  const browser = await launch(WEBGPU_FLAGS);
+  try {
+    const { context } = await newSession(browser);
+    const { page } = await openContextPage(context, url);
+    await page.waitForSelector('#offline-status[data-status=ready]', { timeout: 120_000 });
+    const sent = answers.filter((a) => a.status === 200);
+    const sum = (xs) => xs.reduce((n, a) => n + a.bytes, 0);
+    const kind = (p) => (p.startsWith('/pkg/') ? 'engine' : p.startsWith('/models/') ? 'model' : 'page');
+    const byKind = {};
+    for (const a of sent) byKind[kind(a.path)] = (byKind[kind(a.path)] ?? 0) + a.bytes;
+    return {
+      note: 'auto mode in Chromium with SwiftShader (so the CPU build of the engine), until "ready offline"; bytes as the static server sent them (brotli where a copy exists)',
+      served_bytes: sum(sent), by_kind: byKind, requests_answered_200: sent.length, revalidated_304: answers.filter((a) => a.status === 304).length,
+      files: sent.map((a) => ({ path: a.path, bytes: a.bytes, encoding: a.encoding })),
+    };
+  } finally {
+    await browser.close();
+  }
+}
+
 if (memoryMode) {
   const report = {
     benchmark: 'wasm memory of every shipped model on the CPU backend (a wasm memory never shrinks: its size is its peak)',
     date: new Date().toISOString(), chromium: execFileSync('/usr/bin/chromium', ['--version']).toString().trim(),
+    first_visit: await firstVisit(),
     models: await shippedModels(),
   };
+  const fv = report.first_visit;
+  console.log(`first visit: ${(fv.served_bytes / 1e6).toFixed(2)} MB as served (${Object.entries(fv.by_kind).map(([k, b]) => `${k} ${(b / 1e6).toFixed(2)} MB`).join(', ')})`);
   server.close();
   const file = path.resolve(ROOT, arg('out', 'bench/browser/memory.json'));
   fs.mkdirSync(path.dirname(file), { recursive: true });
