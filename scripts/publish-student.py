@@ -94,7 +94,10 @@ text += (f"- **What it is:** the paper's compression pipeline end to end: a Dens
          f"a DenseNet-32 student (351,264 parameters) distilled from it (`mriscreen distill`, α 0.7, τ 4, the teacher on the same "
          f"augmented image every step), then stored in int8 by {how[method]}. Made by `mriscreen reproduce` "
          f"(`{args.report}/report.md`: every step's command).\n")
-text += f"- **Trained on:** {reference['trained_on']}, at {settings['size']}×{settings['size']} px; the split, its leakage report and every other model of the run are in the report.\n"
+subset = (f", at most {settings['max_per_class']} training images per class (the reproduction's `--max-per-class`)"
+          if settings.get("max_per_class") else "")
+text += (f"- **Trained on:** {reference['trained_on']}, at {settings['size']}×{settings['size']} px{subset}; the split, its "
+         "leakage report and every other model of the run are in the report.\n")
 text += (f"- **File:** {len(data)} bytes, {chosen['gzip_bytes']} gzip -9 ({pct(chosen['bytes_ratio'])} of the fp32 student's "
          f"{fp32['bytes']}; MobileNetV2 fp32 is {mnv2['bytes']}).\n")
 text += (f"- **Test accuracy:** {pct(t['accuracy'])} (95 % Wilson CI {ci(t['accuracy_ci95'])}, n = {t['n']}), macro-F1 "
@@ -123,7 +126,7 @@ if ext and ext.get("binary"):
              f"({ci(b['specificity_ci95'])}, {b['true_negatives']} of {b['negatives']}).\n")
 text += ("\n## Limits\n\nMeasured on held-out images of the same source it was trained on; accuracy on other scanners, sequences, "
          "populations or real patients is unknown. It trained at a lower resolution and for fewer epochs than the default model "
-         "(the reproduction is sized to fit about four hours on two cores); it is offered as the smallest download, not as the "
+         f"(the reproduction is sized to fit about four hours on two cores){' and on a subset of the training images' if subset else ''}; it is offered as the smallest download, not as the "
          "most accurate model.\n")
 with open(os.path.join(models_dir, card), "w") as f:
     f.write(text)

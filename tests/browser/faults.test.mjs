@@ -65,12 +65,14 @@ test('Cancel stops the scan that is running as well as the waiting ones; the mod
   await page.setInputFiles('#file-input', files);
   await page.waitForSelector('#results-rows tr[data-status=ok]');
   const before = new Set(page.workers());
-  // Read which scan is running and press Cancel in one task, so the two agree.
-  const stopped = await page.evaluate(() => {
+  // Once a scan has finished and another is running, read which one and press Cancel in the same
+  // task, so the two agree (between two scans, for a moment, none is running).
+  const stopped = await page.waitForFunction(() => {
     const running = document.querySelector('#results-rows tr[data-status=running]');
+    if (!running) return null;
     document.querySelector('#cancel-button').click();
-    return running?.dataset.file ?? null;
-  });
+    return running.dataset.file;
+  }, null, { timeout: 60_000 }).then((h) => h.jsonValue());
   assert.ok(stopped, 'a scan was running when Cancel was pressed');
   await page.waitForSelector('#queue-status[data-state=idle]', { timeout: 60_000 });
   const rows = await rowStatus(page);
@@ -82,7 +84,7 @@ test('Cancel stops the scan that is running as well as the waiting ones; the mod
   assert.match(await page.locator('#announcer').innerText(), new RegExp(`${stopped} stopped`));
   // Playwright lists a new worker once it has attached, which can come after the queue is idle.
   const replaced = () => page.workers().some((w) => !before.has(w));
-  for (const until = Date.now() + 15_000; !replaced() && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
+  for (const until = Date.now() + 60_000; !replaced() && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
   assert.ok(before.size >= 1 && replaced(), 'the worker was replaced to stop the scan');
   await page.waitForSelector('#model-status[data-status=ready]', { timeout: 60_000 });
   const r = await classifySample(page, 'glioma');
