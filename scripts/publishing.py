@@ -12,8 +12,8 @@ def ci(lo_hi):
 
 
 def p_value(p):
-    """Three decimals, or scientific below 1e-4."""
-    return f"{p:.1e}" if p < 1e-4 else f"{p:.3f}"
+    """Three decimals, or scientific below 1e-3 (where three decimals would print 0.000)."""
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
 
 
 def external_test(ext):
