@@ -403,12 +403,16 @@ fn plan(cx: &Ctx) -> Vec<Step> {
     steps
 }
 
+/// `mriscreen` and `args` as a shell would need them typed: an argument that is empty or holds
+/// a space, quote or parenthesis goes in single quotes.
+pub fn shell_line(args: &[String]) -> String {
+    let quoted: Vec<String> = args.iter().map(|x| if x.is_empty() || x.contains([' ', '"', '\'', '(', ')']) { format!("'{}'", x.replace('\'', "'\\''")) } else { x.clone() }).collect();
+    format!("mriscreen {}", quoted.join(" "))
+}
+
 fn command_line(a: &Action) -> String {
     match a {
-        Action::Run(args) => {
-            let quoted: Vec<String> = args.iter().map(|x| if x.is_empty() || x.contains([' ', '"', '\'', '(', ')']) { format!("'{}'", x.replace('\'', "'\\''")) } else { x.clone() }).collect();
-            format!("mriscreen {}", quoted.join(" "))
-        }
+        Action::Run(args) => shell_line(args),
         Action::Copy(from, to) => format!("cp {} {}", from.display(), to.display()),
         Action::Mkdir(dir) => format!("mkdir -p {}", dir.display()),
     }
@@ -788,5 +792,19 @@ impl Progress {
         write_atomic(&marker(out, &step.name), serde_json::to_string_pretty(&done)? + "\n")?;
         let _ = std::fs::remove_file(partial_path(out, &step.name));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_line;
+
+    #[test]
+    fn a_command_line_quotes_what_the_shell_would_split_or_read() {
+        let args: Vec<String> = ["reproduce", "--trained-on", r#"Nickparvar, "Brain Tumor MRI" (CC0)"#, "--note", "it's", "--empty", ""].map(String::from).into();
+        assert_eq!(
+            shell_line(&args),
+            r#"mriscreen reproduce --trained-on 'Nickparvar, "Brain Tumor MRI" (CC0)' --note 'it'\''s' --empty ''"#
+        );
     }
 }

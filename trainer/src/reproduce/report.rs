@@ -138,7 +138,7 @@ pub fn write(out: &Path, st: &Settings, scale: &Scale, steps: &[String], ds: Opt
         }
     }
     let compares = Value::Object(compares);
-    let command = std::iter::once("mriscreen".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    let command = super::shell_line(&std::env::args().skip(1).collect::<Vec<_>>());
     let trained_on = models_info(out, scale.seeds);
 
     let mut md = String::new();
