@@ -52,13 +52,13 @@ for (const [name, v] of [['runs', runs], ['gpu-runs', gpuRuns], ['rounds', round
 }
 if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error('build the site first: scripts/build-web');
 const ORT = path.join(ROOT, 'scripts/bench-peers/node_modules/onnxruntime-web');
-if (compare && !argv.includes('--memory') && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
+const memoryMode = argv.includes('--memory');
+if (compare && !memoryMode && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-'));
 fs.cpSync(DIST, site, { recursive: true });
 const shape = arg('shape', '1,3,224,224');
 if (!/^\d+(,\d+){3}$/.test(shape)) throw new Error(`--shape ${shape}: give the input's four dimensions, e.g. 1,3,224,224`);
-const memoryMode = argv.includes('--memory');
 const modelFile = path.join(site, 'models', 'bench.onnx');
 let bytes = Buffer.alloc(0);
 let sha256 = null;
