@@ -6,6 +6,9 @@
 //                                  [--model FILE.onnx --shape 1,3,224,224]
 //   node scripts/bench-browser.mjs --memory   # bench/browser/memory.json: every shipped model's
 //                                             # wasm memory, and what a first visit downloads
+//   node scripts/bench-browser.mjs --profile [--runs 30] [--model FILE.onnx]
+//                                             # bench/browser/profile.json: where the CPU backend's
+//                                             # time goes in wasm, by operation, and the load's phases
 //
 // --model times another ONNX file instead of the random-weight one made with
 // `mriscreen random-model` (--shape: its input's, for onnxruntime-web).
@@ -53,6 +56,8 @@ for (const [name, v] of [['runs', runs], ['gpu-runs', gpuRuns], ['rounds', round
 if (!fs.existsSync(path.join(DIST, 'index.html'))) throw new Error('build the site first: scripts/build-web');
 const ORT = path.join(ROOT, 'scripts/bench-peers/node_modules/onnxruntime-web');
 const memoryMode = argv.includes('--memory');
+const profileMode = argv.includes('--profile');
+if (profileMode && (compare || memoryMode)) throw new Error('--profile is a run of its own: leave out --compare and --memory');
 if (compare && !memoryMode && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-'));
@@ -98,6 +103,9 @@ const { server, url } = await serve(site, { port: 0, onAnswer: (a) => answers.pu
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
 const round1 = (x) => Math.round(x * 10) / 10;
 const round2 = (x) => Math.round(x * 100) / 100;
+/** Every number in a JSON value rounded to 0.1. */
+const roundAll = (v) => (typeof v === 'number' ? round1(v) : Array.isArray(v) ? v.map(roundAll)
+  : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, roundAll(x)])) : v);
 
 /** Raw and gzip -9 bytes of the files answered with 200, and the bytes sent (the brotli copy when there is one). */
 function runtimeBytes(isRuntime) {
@@ -136,6 +144,7 @@ async function ours(backend, n) {
     const { page } = await openContextPage(session.context, `${url}?backend=${backend}`);
     const readyAt = await page.waitForFunction(() => window.benchReadyAt).then((h) => h.jsonValue());
     const loadMs = Number(await page.$eval('#model-status', (e) => e.dataset.loadMs));
+    const loadTiming = JSON.parse(await page.$eval('#model-status', (e) => e.dataset.loadTiming ?? 'null'));
     const memoryAtReady = await wasmMemory(page);
     await page.setInputFiles('#file-input', files.slice(0, n + 1));
     await page.waitForFunction((k) => document.querySelectorAll('.result').length >= k, n + 1, { timeout: 3_600_000 });
@@ -149,6 +158,7 @@ async function ours(backend, n) {
     const memory = await wasmMemory(page);
     return {
       cold_ms: round1(readyAt + rows[0].inference), ready_at_ms: round1(readyAt), model_load_ms: round1(loadMs),
+      load_timing: roundAll(loadTiming),
       first_inference_ms: round2(rows[0].inference), first_result_ms: round2(rows[0].total),
       warm_median_ms: round2(median(warm)), warm_min_ms: Math.min(...warm), warm_max_ms: Math.max(...warm),
       warm_median_total_ms: round2(median(rows.slice(1).map((r) => r.total))), warm_ms: warm,
@@ -244,6 +254,58 @@ if (memoryMode) {
   console.log(`first visit: ${(fv.served_bytes / 1e6).toFixed(2)} MB as served (${Object.entries(fv.by_kind).map(([k, b]) => `${k} ${(b / 1e6).toFixed(2)} MB`).join(', ')})`);
   server.close();
   const file = path.resolve(ROOT, arg('out', 'bench/browser/memory.json'));
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+  console.log(`-> ${path.relative(ROOT, file)}`);
+  fs.rmSync(site, { recursive: true, force: true });
+  fs.rmSync(images, { recursive: true, force: true });
+  process.exit(0);
+}
+
+/**
+ * --profile: one fresh browser on the CPU backend: the load's phases (the worker's and the engine's,
+ * a cold start), then after one warm-up scan `runs` inferences with every operation timed.
+ */
+async function profileRun() {
+  const browser = await launch(WEBGPU_FLAGS);
+  try {
+    const { context } = await newSession(browser);
+    const { page } = await openContextPage(context, `${url}?backend=cpu`);
+    await page.waitForSelector('#model-status[data-status=ready]', { timeout: 600_000 });
+    const status = await page.$eval('#model-status', (e) => ({ loadMs: e.dataset.loadMs, timing: e.dataset.loadTiming }));
+    await page.setInputFiles('#file-input', files.slice(0, 1));
+    await page.waitForFunction(() => document.querySelectorAll('.result').length >= 1, null, { timeout: 600_000 });
+    let profile = null;
+    for (const w of page.workers()) {
+      profile = await w.evaluate((n) => (self.profileModel ? self.profileModel(n) : null), runs);
+      if (profile) break;
+    }
+    if (!profile) throw new Error('no worker answered the profile request (is dist/ built from this tree? scripts/build-web)');
+    return { model_load_ms: round1(Number(status.loadMs)), load_timing: roundAll(JSON.parse(status.timing ?? 'null')), profile };
+  } finally {
+    await browser.close();
+  }
+}
+
+if (profileMode) {
+  const r = await profileRun();
+  server.close();
+  const report = {
+    benchmark: 'where the CPU backend spends its time in the browser (wasm, 1 thread): tract\'s operations timed one by one, and the load\'s phases',
+    date: new Date().toISOString(), chromium: execFileSync('/usr/bin/chromium', ['--version']).toString().trim(),
+    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, platform: process.platform },
+    model: { file: arg('model') ?? 'mriscreen random-model --alpha 1.0 --size 224', bytes: bytes.length, sha256 },
+    definitions: {
+      load_timing: 'the worker\'s clock (it starts with the worker): when the wasm module was ready, when the load request came, how long the download and the engine\'s create took, and create\'s phases',
+      profile: 'mean milliseconds per inference by tract operation (its optimised graph), and the slowest nodes; total_ms is one whole inference while timed',
+    },
+    ...r,
+  };
+  const p = r.profile;
+  console.log(`profile: ${p.runs} runs, ${p.total_ms.toFixed(2)} ms per inference, ${p.in_ops_ms.toFixed(2)} ms in operations`);
+  for (const o of p.ops.slice(0, 8)) console.log(`  ${o.op.padEnd(30)} ${String(o.nodes).padStart(3)} node(s) ${o.ms.toFixed(2).padStart(8)} ms ${(100 * o.share).toFixed(1).padStart(5)} %`);
+  console.log(`load: ${JSON.stringify(r.load_timing)}`);
+  const file = path.resolve(ROOT, arg('out', 'bench/browser/profile.json'));
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
   console.log(`-> ${path.relative(ROOT, file)}`);

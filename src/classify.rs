@@ -2,6 +2,7 @@
 //! [`Classifier::classify`] from image bytes to a [`Prediction`]. The CLI and
 //! the browser call exactly this.
 
+use crate::backend::timing::{Phase, Profile, Stopwatch};
 use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
 use crate::decode::{self, Limits};
 use crate::familiar::{self, Familiarity};
@@ -84,6 +85,8 @@ pub struct Classifier {
     /// Training-image feature statistics (`mriscreen.familiarity`), if any.
     familiarity: Option<Familiarity>,
     previews: bool,
+    /// How long each part of loading took (reading the file, then the engine's steps).
+    load_phases: Vec<Phase>,
 }
 
 /// The model's `mriscreen.familiarity` statistics, checked against its
@@ -113,25 +116,41 @@ impl Classifier {
     /// Validates `model` (see [`ModelPackage::read`]) and loads it on the CPU
     /// backend, synchronously.
     pub fn new(model: &[u8], opts: &LoadOptions) -> Result<Self, Error> {
-        let package = ModelPackage::read(model, opts)?;
+        let (package, read) = ModelPackage::read_timed(model, opts)?;
         let familiarity = familiarity_of(&package.info)?;
         let engine = Engine::cpu(&package)?;
-        Ok(Self::with_engine(package, engine, familiarity))
+        Ok(Self::with_engine(package, engine, familiarity, read))
     }
 
     /// Validates `model` and loads it on the backend `choice` asks for (see
     /// [`Engine`]); with [`BackendChoice::Auto`] a WebGPU failure is not an
     /// error but a CPU fallback recorded in [`status`](Self::status).
     pub async fn load(model: &[u8], opts: &LoadOptions, choice: BackendChoice) -> Result<Self, Error> {
-        let package = ModelPackage::read(model, opts)?;
+        let (package, read) = ModelPackage::read_timed(model, opts)?;
         let familiarity = familiarity_of(&package.info)?;
         let engine = Engine::load(&package, choice).await?;
-        Ok(Self::with_engine(package, engine, familiarity))
+        Ok(Self::with_engine(package, engine, familiarity, read))
     }
 
-    fn with_engine(package: ModelPackage, engine: Engine, familiarity: Option<Familiarity>) -> Self {
+    fn with_engine(package: ModelPackage, engine: Engine, familiarity: Option<Familiarity>, mut load_phases: Vec<Phase>) -> Self {
+        let mut watch = Stopwatch::start();
         let cam = package.info.features_name.as_ref().and_then(|_| CamWeights::from_model(&package.proto, &package.info.logits_name));
-        Classifier { info: package.info, engine, limits: Limits::default(), cam, familiarity, previews: false }
+        watch.lap("heat-map weights");
+        load_phases.extend(engine.load_phases().iter().cloned());
+        load_phases.extend(watch.phases());
+        Classifier { info: package.info, engine, limits: Limits::default(), cam, familiarity, previews: false, load_phases }
+    }
+
+    /// How long each part of loading the model took, in order.
+    pub fn load_phases(&self) -> &[Phase] {
+        &self.load_phases
+    }
+
+    /// A per-operation profile of `runs` inferences on a fixed pseudo-random
+    /// input (the values do not change the time); the CPU backend only.
+    pub fn profile(&self, runs: usize) -> Result<Profile, Error> {
+        let input = crate::rng::Rng::new(1).vec(self.info.input.len(), -2.0, 2.0);
+        Ok(self.engine.profile(&input, runs)?)
     }
 
     /// Adds a [`Preview`] and, for a model with a `features` output, a

@@ -130,6 +130,18 @@ impl MriScreen {
         to_js(self.inner.status())
     }
 
+    /// How long each part of `create` took: `[{ name, ms }]`, in order.
+    pub fn load_phases(&self) -> Result<JsValue, WebError> {
+        to_js(&self.inner.load_phases())
+    }
+
+    /// Times every operation of `runs` inferences on the CPU backend
+    /// (scripts/bench-browser.mjs --profile): `{ runs, total_ms, in_ops_ms,
+    /// ops: [{ op, nodes, ms, share }], nodes: [{ node, op, output, ms }] }`.
+    pub fn profile(&self, runs: usize) -> Result<JsValue, WebError> {
+        to_js(&self.inner.profile(runs)?)
+    }
+
     /// Classifies one image file's bytes. `options` may be undefined or
     /// `{ frame }`: which frame of a multi-frame DICOM file (default: the
     /// middle one). The result carries a `preview` and, for a model with a

@@ -2,6 +2,7 @@
 //! optimise once, then run many times. The native reference backend, and the
 //! browser's fallback when WebGPU is missing or wrong.
 
+use super::timing::{Phase, Profile, Stopwatch};
 use super::{BackendKind, FeatureMap, InferenceError, Outputs};
 use crate::model::ModelPackage;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ pub struct CpuBackend {
     plan: Arc<TypedRunnableModel>,
     shape: [usize; 4],
     has_features: bool,
+    load_phases: Vec<Phase>,
 }
 
 fn load_error(e: impl std::fmt::Display) -> InferenceError {
@@ -24,8 +26,19 @@ impl CpuBackend {
         let shape = info.input.shape();
         let mut outputs = vec![info.logits_name.as_str()];
         outputs.extend(info.features_name.as_deref());
+        let mut watch = Stopwatch::start();
+        // A graph with Conv → BatchNormalization pairs runs folded (fewer passes over the activations).
+        let folded = crate::model::fold_bn::has_conv_batch_norm(&package.proto).then(|| {
+            let mut proto = package.proto.clone();
+            crate::model::fold_bn::fold_batch_norms(&mut proto);
+            proto
+        });
+        let proto = folded.as_ref().unwrap_or(&package.proto);
+        if folded.is_some() {
+            watch.lap("BatchNorm folded into convolutions");
+        }
         let model = crate::model::parser::onnx()
-            .model_for_proto_model(&package.proto)
+            .model_for_proto_model(proto)
             .map_err(|e| load_error(format!("{e:#}")))?
             .with_input_fact(0, f32::fact(shape).into())
             .and_then(|m| m.with_outputs_by_name(&outputs))
@@ -45,11 +58,49 @@ impl CpuBackend {
                 .into())
             }
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| load_error(format!("{e:#}")))?;
-        Ok(CpuBackend { plan, shape, has_features: info.features_name.is_some() })
+        watch.lap("tract: import and type the graph");
+        let model = model.into_optimized().map_err(|e| load_error(format!("{e:#}")))?;
+        watch.lap("tract: optimise");
+        let plan = model.into_runnable().map_err(|e| load_error(format!("{e:#}")))?;
+        watch.lap("tract: plan");
+        Ok(CpuBackend { plan, shape, has_features: info.features_name.is_some(), load_phases: watch.phases() })
+    }
+
+    /// How long each part of [`load`](Self::load) took.
+    pub fn load_phases(&self) -> &[Phase] {
+        &self.load_phases
+    }
+
+    /// Runs `input` `runs` times, timing every node of the optimised graph.
+    pub fn profile(&self, input: &[f32], runs: usize) -> Result<Profile, InferenceError> {
+        let fail = |e: TractError| InferenceError::Run { backend: BackendKind::Cpu, message: format!("{e:#}") };
+        let runs = runs.max(1);
+        let mut ms = vec![0.0f64; self.plan.model().nodes().len()];
+        let mut state = self.plan.spawn().map_err(fail)?;
+        let t0 = web_time::Instant::now();
+        for _ in 0..runs {
+            let tensor = Tensor::from_shape(&self.shape, input).map_err(fail)?;
+            state
+                .run_plan_with_eval(tvec!(tensor.into_tvalue()), |ctx, op_state, node, inputs| {
+                    let t = web_time::Instant::now();
+                    let out = tract_onnx::tract_core::plan::eval(ctx, op_state, node, inputs);
+                    ms[node.id] += t.elapsed().as_secs_f64() * 1e3;
+                    out
+                })
+                .map_err(fail)?;
+        }
+        let total_ms = t0.elapsed().as_secs_f64() * 1e3 / runs as f64;
+        let model = self.plan.model();
+        let nodes = model
+            .nodes()
+            .iter()
+            .filter(|n| ms[n.id] > 0.0)
+            .map(|n| {
+                let output = n.outputs.first().map(|o| format!("{:?}", o.fact.shape)).unwrap_or_default();
+                (n.name.clone(), n.op().name().to_string(), output, ms[n.id])
+            })
+            .collect();
+        Ok(Profile::from_nodes(nodes, runs, total_ms))
     }
 
     pub fn run(&self, input: &[f32]) -> Result<Outputs, InferenceError> {

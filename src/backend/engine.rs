@@ -11,6 +11,7 @@
 //! switches to the CPU for that and every later call. The status says which
 //! backend runs and why.
 
+use super::timing::{Phase, Profile};
 use super::{relative_max_diff, Backend, BackendKind, CpuBackend, GpuBackend, InferenceError, Outputs};
 use crate::rng::Rng;
 use crate::model::ModelPackage;
@@ -103,10 +104,29 @@ pub struct Engine {
     primary: Backend,
     fallback: Option<CpuBackend>,
     status: BackendStatus,
+    load_phases: Vec<Phase>,
 }
 
 impl Engine {
     pub async fn load(package: &ModelPackage, choice: BackendChoice) -> Result<Self, InferenceError> {
+        let t = web_time::Instant::now();
+        let mut engine = Self::choose(package, choice).await?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        let cpu = match (&engine.primary, &engine.fallback) {
+            (Backend::Cpu(c), _) | (_, Some(c)) => c.load_phases().to_vec(),
+            _ => Vec::new(),
+        };
+        let rest = ms - cpu.iter().map(|p| p.ms).sum::<f64>();
+        engine.load_phases = cpu;
+        match choice {
+            BackendChoice::Cpu => {}
+            BackendChoice::Gpu => engine.load_phases.push(Phase { name: "WebGPU: load", ms: rest }),
+            BackendChoice::Auto => engine.load_phases.push(Phase { name: "auto mode: WebGPU probe (and on a hardware adapter its load, self-check and timing)", ms: rest }),
+        }
+        Ok(engine)
+    }
+
+    async fn choose(package: &ModelPackage, choice: BackendChoice) -> Result<Self, InferenceError> {
         match choice {
             BackendChoice::Cpu => Self::cpu(package),
             BackendChoice::Gpu => {
@@ -116,6 +136,7 @@ impl Engine {
                     primary: Backend::Gpu(gpu),
                     fallback: None,
                     status: BackendStatus { kind: BackendKind::Gpu, adapter, fallback_reason: None, self_check: None, speed: None },
+                    load_phases: Vec::new(),
                 })
             }
             BackendChoice::Auto => {
@@ -157,18 +178,37 @@ impl Engine {
                     primary: Backend::Gpu(gpu),
                     fallback: Some(cpu),
                     status: BackendStatus { kind: BackendKind::Gpu, adapter, fallback_reason: None, self_check: Some(diff), speed: Some(speed) },
+                    load_phases: Vec::new(),
                 })
             }
         }
     }
 
     fn on_cpu(cpu: CpuBackend, reason: String) -> Self {
-        Engine { primary: Backend::Cpu(cpu), fallback: None, status: BackendStatus::cpu(Some(reason)) }
+        Engine { primary: Backend::Cpu(cpu), fallback: None, status: BackendStatus::cpu(Some(reason)), load_phases: Vec::new() }
     }
 
     /// The CPU backend alone (synchronous).
     pub fn cpu(package: &ModelPackage) -> Result<Self, InferenceError> {
-        Ok(Engine { primary: Backend::Cpu(CpuBackend::load(package)?), fallback: None, status: BackendStatus::cpu(None) })
+        let cpu = CpuBackend::load(package)?;
+        let load_phases = cpu.load_phases().to_vec();
+        Ok(Engine { primary: Backend::Cpu(cpu), fallback: None, status: BackendStatus::cpu(None), load_phases })
+    }
+
+    /// How long each part of loading took (the CPU backend's steps, then WebGPU's when it was tried).
+    pub fn load_phases(&self) -> &[Phase] {
+        &self.load_phases
+    }
+
+    /// A per-operation profile of `runs` inferences of `input`; the CPU backend only.
+    pub fn profile(&self, input: &[f32], runs: usize) -> Result<Profile, InferenceError> {
+        match &self.primary {
+            Backend::Cpu(c) => c.profile(input, runs),
+            Backend::Gpu(_) => Err(InferenceError::Run {
+                backend: BackendKind::Gpu,
+                message: "the profile times tract's operations, so it runs on the CPU backend only (--backend cpu, ?backend=cpu)".into(),
+            }),
+        }
     }
 
     /// Records why the CPU runs when the caller decided it (the page, which

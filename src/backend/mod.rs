@@ -10,6 +10,7 @@ mod engine;
 // a type with no values whose loading says that this build has none.
 #[cfg_attr(not(feature = "gpu"), path = "gpu_absent.rs")]
 mod gpu;
+pub mod timing;
 
 pub use cpu::CpuBackend;
 pub use engine::{self_check, BackendChoice, BackendStatus, Engine, SELF_CHECK_TOLERANCE};

@@ -12,6 +12,7 @@
 
 pub mod builder;
 pub mod expand;
+pub mod fold_bn;
 mod info;
 pub mod normalise;
 pub(crate) mod parser;
@@ -26,6 +27,7 @@ pub use tract_onnx::pb;
 use crate::preprocess::Layout;
 use pb::tensor_shape_proto::dimension::Value as DimValue;
 use prost::Message;
+use crate::backend::timing::{Phase, Stopwatch};
 use sha2::{Digest, Sha256};
 
 /// How a model file is to be loaded.
@@ -125,6 +127,12 @@ pub fn with_metadata(bytes: &[u8], entries: &[(&str, String)]) -> Result<Vec<u8>
 impl ModelPackage {
     /// Reads and validates a model file (see the module docs).
     pub fn read(bytes: &[u8], opts: &LoadOptions) -> Result<Self, ModelError> {
+        Self::read_timed(bytes, opts).map(|(package, _)| package)
+    }
+
+    /// [`read`](Self::read), with how long its parts took.
+    pub fn read_timed(bytes: &[u8], opts: &LoadOptions) -> Result<(Self, Vec<Phase>), ModelError> {
+        let mut watch = Stopwatch::start();
         let limit = if opts.max_bytes == 0 { DEFAULT_MAX_MODEL_BYTES } else { opts.max_bytes };
         if bytes.is_empty() {
             return Err(ModelError::Empty);
@@ -142,12 +150,15 @@ impl ModelPackage {
                 return Err(ModelError::HashMismatch { expected, actual: sha256 });
             }
         }
+        watch.lap("SHA-256");
         let mut proto = pb::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx(e.to_string()))?;
         let info = describe(&proto, opts, sha256, bytes.len())?;
         validate::graph(proto.graph.as_ref().ok_or(ModelError::NoGraph)?)?;
+        watch.lap("ONNX parse and checks");
         // Both backends get float32 weights (see `expand`).
         expand::expand_weights(&mut proto)?;
-        Ok(ModelPackage { proto, info })
+        watch.lap("weights to float32");
+        Ok((ModelPackage { proto, info }, watch.phases()))
     }
 }
 

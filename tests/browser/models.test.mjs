@@ -56,6 +56,11 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   assert.equal(bar.max, entry.bytes);
   assert.equal(bar.value, entry.bytes);
   assert.match(await page.locator('#model-progress-text').innerText(), /100 %/);
+  // The worker says where the load's time went (scripts/bench-browser.mjs reports it).
+  const timing = JSON.parse(await page.$eval('#model-status', (e) => e.dataset.loadTiming));
+  assert.ok(timing.create_ms > 0 && timing.download_ms >= 0 && timing.wasm_ready_at_ms > 0, JSON.stringify(timing));
+  assert.deepEqual(timing.create_phases.map((p) => p.name).slice(0, 2), ['SHA-256', 'ONNX parse and checks']);
+  assert.ok(timing.create_phases.some((p) => p.name === 'tract: optimise'), 'the CPU backend\'s phases are listed');
 
   await page.selectOption('#model-select', 'second');
   await page.waitForSelector('#model-status[data-status=ready]');

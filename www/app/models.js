@@ -228,6 +228,7 @@ export class Models {
     this.#setStatus('loading', `Loading ${entry.name ?? entry.id}…`);
     this.ui.progressLabel.textContent = 'Downloading the model';
     delete status.dataset.loadMs;
+    delete status.dataset.loadTiming;
     warning.hidden = true;
     const onStatus = (text, progress) => {
       if (token !== this.#token) return;
@@ -252,6 +253,7 @@ export class Models {
     this.#setStatus('ready', `${entry.name ?? entry.id} — ${info.arch ?? entry.arch ?? 'unknown architecture'}, ${info.precision}, ` +
       `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? entry.trained_on ?? 'not stated'}`);
     status.dataset.loadMs = String(performance.now() - t0);
+    status.dataset.loadTiming = JSON.stringify(r.timing ?? null); // the worker's breakdown (scripts/bench-browser.mjs)
     if (entry.untrained || (info.trained_on ?? '').startsWith('nothing')) {
       warning.textContent = 'Untrained placeholder model (random weights): its outputs mean nothing.';
       warning.hidden = false;

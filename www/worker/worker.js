@@ -50,11 +50,14 @@ async function instantiate(url) {
 }
 
 let wasmReady = false;
-const ready = start().then((m) => { wasmReady = true; return m; });
+let wasmReadyAt = null; // performance.now() when the module was ready (the worker's clock starts with it)
+const ready = start().then((m) => { wasmReady = true; wasmReadyAt = performance.now(); return m; });
 ready.catch(() => {});
 // The module's memory, for scripts/bench-browser.mjs: a wasm memory never shrinks, so its size is
 // the most the module has held at once.
 ready.then((m) => { self.wasmMemory = m.memory; }, () => {});
+// Time per operation of the loaded model on the CPU backend, `runs` inferences (scripts/bench-browser.mjs --profile).
+self.profileModel = (runs) => screen.profile(runs);
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();
 let classifying = null; // the id of the classify request being answered
@@ -173,10 +176,14 @@ async function adapterVerdict() {
 }
 
 async function loadModel(id, args) {
-  const downloading = args.url ? download(id, args.url, args.bytes) : Promise.resolve(new Uint8Array(args.model));
+  const t0 = performance.now();
+  let downloadedAt = t0;
+  const downloading = (args.url ? download(id, args.url, args.bytes) : Promise.resolve(new Uint8Array(args.model)))
+    .then((b) => { downloadedAt = performance.now(); return b; });
   downloading.catch(() => {}); // awaited below, after the module
   const { MriScreen, cpuOnly, files } = await ready;
   const bytes = await downloading;
+  const t1 = performance.now();
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
   let backend = args.backend ?? 'auto';
   // The page passes `cpu_reason` when it moves a model to the CPU (a crash, a lost device).
@@ -184,11 +191,18 @@ async function loadModel(id, args) {
   if (cpuReason) backend = 'cpu';
   const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined };
   const next = await MriScreen.create(bytes, options);
+  const t2 = performance.now();
   screen?.free();
   screen = next;
   gpuLost = null;
   onGpu = screen.status().kind === 'gpu';
-  return { result: { info: screen.info(), backend: screen.status(), engine_files: files } };
+  // Where the load's time went (scripts/bench-browser.mjs reports it): milliseconds on the worker's
+  // clock, which starts with the worker; the model's download overlaps the module's compile.
+  const timing = {
+    wasm_ready_at_ms: wasmReadyAt, request_at_ms: t0, download_ms: downloadedAt - t0,
+    waited_ms: t1 - t0, create_ms: t2 - t1, create_phases: screen.load_phases(),
+  };
+  return { result: { info: screen.info(), backend: screen.status(), engine_files: files, timing } };
 }
 
 async function classify(id, args) {

@@ -43,6 +43,10 @@ pub struct Args {
     /// Alternating rounds of --compare (each backend `--runs` timed runs per round).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
+    /// Also time every operation of the optimised graph over `--runs` more runs (CPU backend) and write the
+    /// profile by operation kind and the slowest nodes into the JSON (`profile`); the load's phases are always there.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// The peer's timing loop: onnxruntime on one thread, the same warm-up and run counts, medians in ms as JSON.
@@ -118,10 +122,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let overrides = Overrides { classes: a.classes.as_deref().map(parse_classes), ..Default::default() };
     let t0 = Instant::now();
-    let package = ModelPackage::read(&bytes, &LoadOptions { overrides, ..Default::default() })?;
+    let (package, mut load_phases) = ModelPackage::read_timed(&bytes, &LoadOptions { overrides, ..Default::default() })?;
     let mut engine = block_on(Engine::load(&package, a.backend.into()))?;
     let status = engine.status().clone();
     let load_ms = t0.elapsed().as_secs_f64() * 1e3;
+    load_phases.extend(engine.load_phases().iter().cloned());
 
     // A fixed pseudo-random input: latency does not depend on the values.
     let mut rng = mriscreen::rng::Rng::new(1);
@@ -180,6 +185,16 @@ pub fn run(a: Args) -> Result<ExitCode> {
         });
         println!("ours {o:.2} ms vs onnxruntime {t:.2} ms: ratio {:.2} (median of {} alternating rounds)", o / t, a.rounds);
     }
+    let profile = if a.profile {
+        let p = engine.profile(&input, a.runs)?;
+        eprintln!("profile ({} runs, {:.2} ms per run, {:.2} ms in operations):", p.runs, p.total_ms, p.in_ops_ms);
+        for o in p.ops.iter().take(8) {
+            eprintln!("  {:<24} {:>3} node(s) {:>8.2} ms {:>5.1} %", o.op, o.nodes, o.ms, 100.0 * o.share);
+        }
+        serde_json::to_value(p)?
+    } else {
+        serde_json::Value::Null
+    };
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
     let report = json!({
@@ -193,6 +208,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "warmup": a.warmup,
         "runs": a.runs,
         "load_ms": load_ms,
+        "load_phases": load_phases,
         "median_ms": q(0.5),
         "p10_ms": q(0.1),
         "p90_ms": q(0.9),
@@ -201,6 +217,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         "samples_ms": ms,
         "machine": machine(),
         "compare": compare,
+        "profile": profile,
     });
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("bench/native-{}-latency.json", status.kind).to_lowercase()));
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {

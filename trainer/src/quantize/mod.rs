@@ -3,7 +3,7 @@
 //! scale per output channel) or int4 (blocks along the input channels) the
 //! way `mriscreen::model::quant` defines them, their biases as float16,
 //! BatchNormalization folded into the convolution before it first
-//! ([`fold_bn`]), optional bias correction from calibration images
+//! (`mriscreen::model::fold_bn`), optional bias correction from calibration images
 //! ([`bias_correction`]). Any other float tensor is left in fp32 and listed
 //! (in an fp16 model every float tensor becomes fp16).
 //!
@@ -19,11 +19,11 @@
 //! 1e-4 of the logit scale, or quantization fails.
 
 pub mod bias_correction;
-pub mod fold_bn;
 
 use anyhow::{bail, Context, Result};
 use mriscreen::model::builder::{f32_tensor, ir_version_for};
 use mriscreen::model::pb::{self, tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
+use mriscreen::model::fold_bn;
 use mriscreen::model::quant::{self, Axes, Scheme, Storage, Stored};
 use mriscreen::model::tensor_data::values_f32;
 use mriscreen::model::{keys, LoadOptions, ModelPackage, Precision};

@@ -5,15 +5,26 @@
 //! W' = W · s and B' = (B − μ) · s + β per output channel, s = γ / √(σ² + ε).
 //! Folded only where that is exact: constant float weights and statistics, an
 //! inference-mode BN with one output, and a conv output that nothing else reads.
-//! The trainer's own exports arrive folded already.
+//! The trainer's own exports arrive folded already. Used by `quantize`
+//! (trainer) and by the CPU backend, which runs a folded copy of a graph that
+//! has such pairs: tract fuses a BatchNorm after a depthwise convolution into
+//! an element-wise chain of its own, a pass over the activation per layer.
 
-use mriscreen::model::builder::f32_tensor;
-use mriscreen::model::pb::{ModelProto, NodeProto, TensorProto};
-use mriscreen::model::tensor_data::values_f32;
+use crate::model::builder::f32_tensor;
+use crate::model::pb::{ModelProto, NodeProto, TensorProto};
+use crate::model::tensor_data::values_f32;
 use std::collections::HashMap;
 
 fn float(inits: &HashMap<String, TensorProto>, name: Option<&String>) -> Option<Vec<f32>> {
-    inits.get(name?).filter(|t| t.data_type == mriscreen::model::pb::tensor_proto::DataType::Float as i32).and_then(values_f32)
+    inits.get(name?).filter(|t| t.data_type == crate::model::pb::tensor_proto::DataType::Float as i32).and_then(values_f32)
+}
+
+/// Whether any BatchNormalization reads a Conv's output (a pair [`fold_batch_norms`] may fold).
+pub fn has_conv_batch_norm(model: &ModelProto) -> bool {
+    let Some(graph) = model.graph.as_ref() else { return false };
+    let convs: std::collections::HashSet<&str> =
+        graph.node.iter().filter(|n| n.op_type == "Conv").flat_map(|n| n.output.iter().map(String::as_str)).collect();
+    graph.node.iter().any(|n| n.op_type == "BatchNormalization" && n.input.first().is_some_and(|x| convs.contains(x.as_str())))
 }
 
 /// Folds every foldable Conv → BatchNormalization pair; returns how many.
@@ -107,9 +118,9 @@ pub fn fold_batch_norms(model: &mut ModelProto) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mriscreen::model::builder::{ConvAttrs, GraphBuilder};
-    use mriscreen::model::{LoadOptions, ModelPackage};
-    use mriscreen::rng::Rng;
+    use crate::model::builder::{ConvAttrs, GraphBuilder};
+    use crate::model::{LoadOptions, ModelPackage};
+    use crate::rng::Rng;
     use prost::Message;
 
     /// Conv (no bias) → BN → Relu → Conv (bias) → BN → GAP → Gemm.
@@ -148,12 +159,14 @@ mod tests {
         let bytes = conv_bn_net();
         let package = ModelPackage::read(&bytes, &LoadOptions::default()).unwrap();
         let mut folded = package.proto.clone();
+        assert!(has_conv_batch_norm(&folded));
         assert_eq!(fold_batch_norms(&mut folded), 2);
+        assert!(!has_conv_batch_norm(&folded));
         let ops: Vec<&str> = folded.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
         assert!(!ops.contains(&"BatchNormalization"), "{ops:?}");
         let run = |bytes: &[u8]| {
             let p = ModelPackage::read(bytes, &LoadOptions::default()).unwrap();
-            let cpu = mriscreen::backend::CpuBackend::load(&p).unwrap();
+            let cpu = crate::backend::CpuBackend::load(&p).unwrap();
             cpu.run(&Rng::new(9).vec(3 * 16 * 16, -1.0, 1.0)).unwrap().logits
         };
         let (a, b) = (run(&bytes), run(&folded.encode_to_vec()));
