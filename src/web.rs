@@ -61,6 +61,8 @@ fn options_error(e: impl std::fmt::Display) -> WebError {
 struct CreateOptions {
     /// Expected SHA-256 of the model bytes (from the manifest).
     sha256: Option<String>,
+    /// The SHA-256 of the bytes passed, computed by the caller (SubtleCrypto), so they are not hashed twice.
+    computed_sha256: Option<String>,
     /// Settings for a model without mriscreen metadata.
     overrides: Overrides,
     /// `auto` (default: the faster of WebGPU and the CPU), `gpu` or `cpu`.
@@ -108,7 +110,7 @@ impl MriScreen {
         } else {
             serde_wasm_bindgen::from_value(options).map_err(options_error)?
         };
-        let load = LoadOptions { expected_sha256: opts.sha256, overrides: opts.overrides, max_bytes: 0 };
+        let load = LoadOptions { expected_sha256: opts.sha256, overrides: opts.overrides, max_bytes: 0, computed_sha256: opts.computed_sha256 };
         let mut inner = Classifier::load(&model, &load, opts.backend).await?.with_previews(true);
         if let Some(reason) = opts.cpu_reason {
             inner.set_cpu_reason(reason);

@@ -83,6 +83,23 @@ fn sha256_mismatch_and_match() {
 }
 
 #[test]
+fn a_hash_computed_by_the_caller_is_used_and_checked() {
+    let bytes = common::tiny_model();
+    let sha = sha256_hex(&bytes);
+    // The caller's digest stands for the bytes: it is what the manifest's hash is held against.
+    let both = |computed: &str, expected: &str| LoadOptions {
+        computed_sha256: Some(computed.into()),
+        expected_sha256: Some(expected.into()),
+        ..Default::default()
+    };
+    assert_eq!(ModelPackage::read(&bytes, &both(&sha.to_uppercase(), &sha)).expect("loads").info.sha256, sha);
+    assert!(matches!(read_err(&bytes, &both(&"0".repeat(64), &sha)), ModelError::HashMismatch { .. }));
+    let malformed = LoadOptions { computed_sha256: Some("not a digest".into()), ..Default::default() };
+    let e = read_err(&bytes, &malformed);
+    assert!(matches!(e, ModelError::BadComputedHash(_)), "{e}");
+}
+
+#[test]
 fn third_party_without_classes_names_the_flag() {
     let e = read_err(&third_party(ThirdParty::default()), &LoadOptions::default());
     assert!(matches!(e, ModelError::MissingClasses), "{e}");

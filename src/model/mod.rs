@@ -40,6 +40,10 @@ pub struct LoadOptions {
     pub overrides: Overrides,
     /// Largest model file accepted, in bytes; 0 means [`DEFAULT_MAX_MODEL_BYTES`].
     pub max_bytes: usize,
+    /// The SHA-256 of these very bytes, already computed by the caller (the
+    /// page's worker hashes a download with the browser's native SubtleCrypto
+    /// while the wasm compiles); used instead of hashing them again.
+    pub computed_sha256: Option<String>,
 }
 
 /// 512 MiB: larger than any image classifier we would run on a tablet.
@@ -54,6 +58,8 @@ pub enum ModelError {
     TooLarge { bytes: usize, limit: usize },
     #[error("the expected SHA-256 {0:?} is not 64 hexadecimal digits; copy it again from the manifest")]
     BadExpectedHash(String),
+    #[error("the SHA-256 computed for this file ({0:?}) is not 64 hexadecimal digits; pass none and the file is hashed here")]
+    BadComputedHash(String),
     #[error("the model's SHA-256 is {actual} but {expected} was expected: the file is damaged or has been altered; download it again from a trusted source")]
     HashMismatch { expected: String, actual: String },
     #[error("not an ONNX model: the bytes do not parse as an ONNX ModelProto ({0}); export the model to .onnx (e.g. torch.onnx.export or tf2onnx)")]
@@ -140,7 +146,16 @@ impl ModelPackage {
         if bytes.len() > limit {
             return Err(ModelError::TooLarge { bytes: bytes.len(), limit });
         }
-        let sha256 = sha256_hex(bytes);
+        let sha256 = match &opts.computed_sha256 {
+            Some(h) => {
+                let h = h.trim().to_ascii_lowercase();
+                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(ModelError::BadComputedHash(h));
+                }
+                h
+            }
+            None => sha256_hex(bytes),
+        };
         if let Some(expected) = &opts.expected_sha256 {
             let expected = expected.trim().to_ascii_lowercase();
             if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -150,7 +165,7 @@ impl ModelPackage {
                 return Err(ModelError::HashMismatch { expected, actual: sha256 });
             }
         }
-        watch.lap("SHA-256");
+        watch.lap(if opts.computed_sha256.is_some() { "SHA-256 (computed by the caller)" } else { "SHA-256" });
         let mut proto = pb::ModelProto::decode(bytes).map_err(|e| ModelError::NotOnnx(e.to_string()))?;
         let info = describe(&proto, opts, sha256, bytes.len())?;
         validate::graph(proto.graph.as_ref().ok_or(ModelError::NoGraph)?)?;

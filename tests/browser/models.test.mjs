@@ -59,7 +59,8 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   // The worker says where the load's time went (scripts/bench-browser.mjs reports it).
   const timing = JSON.parse(await page.$eval('#model-status', (e) => e.dataset.loadTiming));
   assert.ok(timing.create_ms > 0 && timing.download_ms >= 0 && timing.wasm_ready_at_ms > 0, JSON.stringify(timing));
-  assert.deepEqual(timing.create_phases.map((p) => p.name).slice(0, 2), ['SHA-256', 'ONNX parse and checks']);
+  assert.equal(timing.hashed_by, 'SubtleCrypto', 'the browser hashed the download');
+  assert.deepEqual(timing.create_phases.map((p) => p.name).slice(0, 2), ['SHA-256 (computed by the caller)', 'ONNX parse and checks']);
   assert.ok(timing.create_phases.some((p) => p.name === 'tract: optimise'), 'the CPU backend\'s phases are listed');
 
   await page.selectOption('#model-select', 'second');

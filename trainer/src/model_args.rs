@@ -130,7 +130,7 @@ impl ModelArgs {
         let bytes = read_limited(&path, mriscreen::model::DEFAULT_MAX_MODEL_BYTES)
             .with_context(|| format!("reading model {}", path.display()))?;
         let expected_sha256 = self.sha256.clone().or(manifest_hash);
-        Ok(ChosenModel { path, bytes, options: LoadOptions { expected_sha256, overrides, max_bytes: 0 } })
+        Ok(ChosenModel { path, bytes, options: LoadOptions { expected_sha256, overrides, ..Default::default() } })
     }
 }
 

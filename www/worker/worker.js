@@ -145,6 +145,13 @@ async function download(id, url, expectedBytes) {
   return bytes;
 }
 
+/** Lower-case hex SHA-256 of `bytes` by SubtleCrypto, or undefined where the browser offers none. */
+async function sha256Hex(bytes) {
+  if (!self.crypto?.subtle) return undefined;
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 /** A Uint8Array that owns its whole buffer (so it can be transferred), whatever form serde gave. */
 function bytesOf(v) {
   if (!(v instanceof Uint8Array)) return Uint8Array.from(v ?? []);
@@ -181,15 +188,21 @@ async function loadModel(id, args) {
   const downloading = (args.url ? download(id, args.url, args.bytes) : Promise.resolve(new Uint8Array(args.model)))
     .then((b) => { downloadedAt = performance.now(); return b; });
   downloading.catch(() => {}); // awaited below, after the module
+  // The browser's native SHA-256, while the module may still be compiling (the engine then does not hash
+  // the bytes again; without SubtleCrypto, outside a secure context, it does).
+  const digest = downloading.then(sha256Hex).catch(() => undefined);
   const { MriScreen, cpuOnly, files } = await ready;
   const bytes = await downloading;
+  const computed = await digest;
   const t1 = performance.now();
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
   let backend = args.backend ?? 'auto';
   // The page passes `cpu_reason` when it moves a model to the CPU (a crash, a lost device).
   const cpuReason = backend === 'auto' ? cpuOnly : args.cpu_reason ?? null;
   if (cpuReason) backend = 'cpu';
-  const options = { sha256: args.sha256 ?? undefined, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined };
+  const options = {
+    sha256: args.sha256 ?? undefined, computed_sha256: computed, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined,
+  };
   const next = await MriScreen.create(bytes, options);
   const t2 = performance.now();
   screen?.free();
@@ -200,7 +213,7 @@ async function loadModel(id, args) {
   // clock, which starts with the worker; the model's download overlaps the module's compile.
   const timing = {
     wasm_ready_at_ms: wasmReadyAt, request_at_ms: t0, download_ms: downloadedAt - t0,
-    waited_ms: t1 - t0, create_ms: t2 - t1, create_phases: screen.load_phases(),
+    waited_ms: t1 - t0, create_ms: t2 - t1, create_phases: screen.load_phases(), hashed_by: computed ? 'SubtleCrypto' : 'the engine',
   };
   return { result: { info: screen.info(), backend: screen.status(), engine_files: files, timing } };
 }
