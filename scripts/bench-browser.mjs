@@ -243,6 +243,18 @@ async function firstVisit() {
   }
 }
 
+/** A single-mode run's end: stops the server, writes `report` to --out (default `file`), removes the temporary site. */
+function finish(report, file) {
+  server.close();
+  const out = path.resolve(ROOT, arg('out', file));
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`-> ${path.relative(ROOT, out)}`);
+  fs.rmSync(site, { recursive: true, force: true });
+  fs.rmSync(images, { recursive: true, force: true });
+  process.exit(0);
+}
+
 if (memoryMode) {
   const report = {
     benchmark: 'wasm memory of every shipped model on the CPU backend (a wasm memory never shrinks: its size is its peak)',
@@ -252,14 +264,7 @@ if (memoryMode) {
   };
   const fv = report.first_visit;
   console.log(`first visit: ${(fv.served_bytes / 1e6).toFixed(2)} MB as served (${Object.entries(fv.by_kind).map(([k, b]) => `${k} ${(b / 1e6).toFixed(2)} MB`).join(', ')})`);
-  server.close();
-  const file = path.resolve(ROOT, arg('out', 'bench/browser/memory.json'));
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
-  console.log(`-> ${path.relative(ROOT, file)}`);
-  fs.rmSync(site, { recursive: true, force: true });
-  fs.rmSync(images, { recursive: true, force: true });
-  process.exit(0);
+  finish(report, 'bench/browser/memory.json');
 }
 
 /**
@@ -289,7 +294,6 @@ async function profileRun() {
 
 if (profileMode) {
   const r = await profileRun();
-  server.close();
   const report = {
     benchmark: 'where the CPU backend spends its time in the browser (wasm, 1 thread): tract\'s operations timed one by one, and the load\'s phases',
     date: new Date().toISOString(), chromium: execFileSync('/usr/bin/chromium', ['--version']).toString().trim(),
@@ -305,13 +309,7 @@ if (profileMode) {
   console.log(`profile: ${p.runs} runs, ${p.total_ms.toFixed(2)} ms per inference, ${p.in_ops_ms.toFixed(2)} ms in operations`);
   for (const o of p.ops.slice(0, 8)) console.log(`  ${o.op.padEnd(30)} ${String(o.nodes).padStart(3)} node(s) ${o.ms.toFixed(2).padStart(8)} ms ${(100 * o.share).toFixed(1).padStart(5)} %`);
   console.log(`load: ${JSON.stringify(r.load_timing)}`);
-  const file = path.resolve(ROOT, arg('out', 'bench/browser/profile.json'));
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
-  console.log(`-> ${path.relative(ROOT, file)}`);
-  fs.rmSync(site, { recursive: true, force: true });
-  fs.rmSync(images, { recursive: true, force: true });
-  process.exit(0);
+  finish(report, 'bench/browser/profile.json');
 }
 
 const backends = [['cpu', 'wasm', runs], ['gpu', 'webgpu', gpuRuns]];
