@@ -28,6 +28,15 @@ after(async () => {
 /** Status of every row of the results table, by file name. */
 const rowStatus = (page) => page.$$eval('#results-rows tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.file, tr.dataset.status])));
 
+/** From now on the page counts the workers it starts, in `window.workersStarted`. */
+const countWorkers = (page) => page.evaluate(() => {
+  window.workersStarted = 0;
+  const Original = window.Worker;
+  window.Worker = class extends Original {
+    constructor(...args) { super(...args); window.workersStarted += 1; }
+  };
+});
+
 /** Sets the test-only fault `kind` in a page's model worker. */
 const injectFault = (worker, kind) => worker.evaluate((k) => { self.mriscreenFault = k; }, kind);
 
@@ -35,11 +44,14 @@ test('the worker dies mid-scan: a fresh one retries the scan once, and a second 
   const { context, page } = await openPage(browser, `${url}?backend=cpu`);
   const started = [];
   page.on('worker', (w) => started.push(w));
+  await countWorkers(page);
   const [worker] = page.workers();
   await injectFault(worker, 'crash');
   const r = await classifySample(page, 'glioma');
   assert.equal(r.status, 'ok', r.text);
-  assert.equal(started.length, 1, 'one fresh worker');
+  assert.equal(await page.evaluate(() => window.workersStarted), 1, 'one fresh worker');
+  // Playwright reports a new worker once it has attached, which can come a moment after the result.
+  for (const until = Date.now() + 30_000; started.length < 1 && Date.now() < until;) await new Promise((res) => setTimeout(res, 50));
   const badge = await backendBadge(page);
   assert.equal(badge.kind, 'cpu');
   assert.match(badge.reason, /worker crashed while classifying .*injected crash.* and was restarted/);
@@ -64,7 +76,15 @@ test('Cancel stops the scan that is running as well as the waiting ones; the mod
   const { context, page } = await openPage(browser, `${url}?backend=cpu`);
   await page.setInputFiles('#file-input', files);
   await page.waitForSelector('#results-rows tr[data-status=ok]');
-  const before = new Set(page.workers());
+  // Count the workers the page starts from now on, and record the model status: a replaced
+  // worker has to load the model again.
+  await countWorkers(page);
+  await page.evaluate(() => {
+    const status = document.querySelector('#model-status');
+    window.modelStatuses = [];
+    new MutationObserver(() => window.modelStatuses.push(status.dataset.status))
+      .observe(status, { attributes: true, attributeFilter: ['data-status'] });
+  });
   // Once a scan has finished and another is running, read which one and press Cancel in the same
   // task, so the two agree (between two scans, for a moment, none is running).
   const stopped = await page.waitForFunction(() => {
@@ -82,11 +102,12 @@ test('Cancel stops the scan that is running as well as the waiting ones; the mod
   assert.ok(values.every((s) => s === 'ok' || s === 'cancelled'), JSON.stringify(rows));
   assert.equal(await page.locator('.result').count(), values.filter((s) => s === 'ok').length);
   assert.match(await page.locator('#announcer').innerText(), new RegExp(`${stopped} stopped`));
-  // Playwright lists a new worker once it has attached, which can come after the queue is idle.
-  const replaced = () => page.workers().some((w) => !before.has(w));
-  for (const until = Date.now() + 60_000; !replaced() && Date.now() < until;) await new Promise((r) => setTimeout(r, 50));
-  assert.ok(before.size >= 1 && replaced(), 'the worker was replaced to stop the scan');
-  await page.waitForSelector('#model-status[data-status=ready]', { timeout: 60_000 });
+  // The worker was replaced to stop the scan: the page loaded the model again, and it is ready.
+  await page.waitForFunction(() => {
+    const s = window.modelStatuses;
+    return s.includes('loading') && s.at(-1) === 'ready';
+  }, null, { timeout: 60_000 });
+  assert.equal(await page.evaluate(() => window.workersStarted), 1, 'the worker was replaced to stop the scan');
   const r = await classifySample(page, 'glioma');
   assert.equal(r.status, 'ok', r.text);
   await context.close();
