@@ -15,8 +15,9 @@ use crate::model::pb::{ModelProto, NodeProto, TensorProto};
 use crate::model::tensor_data::values_f32;
 use std::collections::HashMap;
 
-fn float(inits: &HashMap<String, TensorProto>, name: Option<&String>) -> Option<Vec<f32>> {
-    inits.get(name?).filter(|t| t.data_type == crate::model::pb::tensor_proto::DataType::Float as i32).and_then(values_f32)
+/// The float values of initializer `name`, if it is one and is float.
+fn float(t: Option<&TensorProto>) -> Option<Vec<f32>> {
+    t.filter(|t| t.data_type == crate::model::pb::tensor_proto::DataType::Float as i32).and_then(values_f32)
 }
 
 /// Whether any BatchNormalization reads a Conv's output (a pair [`fold_batch_norms`] may fold).
@@ -39,11 +40,13 @@ pub fn fold_batch_norms(model: &mut ModelProto) -> usize {
     for o in &graph.output {
         *readers.entry(o.name.clone()).or_default() += 1;
     }
-    let mut inits: HashMap<String, TensorProto> = graph.initializer.iter().map(|t| (t.name.clone(), t.clone())).collect();
+    // Looked up in place (this runs at every load of such a graph on the CPU backend, so nothing is copied).
+    let index: HashMap<&str, usize> = graph.initializer.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
+    let init = |name: Option<&String>| name.and_then(|n| index.get(n.as_str())).map(|&i| &graph.initializer[i]);
     let producer: HashMap<String, usize> =
         graph.node.iter().enumerate().flat_map(|(k, n)| n.output.iter().map(move |o| (o.clone(), k))).collect();
     let mut removed = vec![false; graph.node.len()];
-    let mut added: Vec<String> = Vec::new();
+    let mut added: Vec<TensorProto> = Vec::new();
     let mut folded = 0;
     for k in 0..graph.node.len() {
         let bn = &graph.node[k];
@@ -60,18 +63,18 @@ pub fn fold_batch_norms(model: &mut ModelProto) -> usize {
         }
         let eps = bn.attribute.iter().find(|a| a.name == "epsilon").map_or(1e-5, |a| a.f);
         let (Some(gamma), Some(beta), Some(mean), Some(var)) =
-            (float(&inits, bn.input.get(1)), float(&inits, bn.input.get(2)), float(&inits, bn.input.get(3)), float(&inits, bn.input.get(4)))
+            (float(init(bn.input.get(1))), float(init(bn.input.get(2))), float(init(bn.input.get(3))), float(init(bn.input.get(4))))
         else {
             continue;
         };
-        let Some(w_t) = conv.input.get(1).and_then(|w| inits.get(w)) else { continue };
-        let Some(mut w) = float(&inits, conv.input.get(1)) else { continue };
+        let Some(w_t) = init(conv.input.get(1)) else { continue };
+        let Some(mut w) = float(Some(w_t)) else { continue };
         let out = w_t.dims.first().copied().unwrap_or(0).max(0) as usize;
         if out == 0 || [&gamma, &beta, &mean, &var].iter().any(|v| v.len() != out) || w.len() % out != 0 {
             continue;
         }
         let bias = match conv.input.get(2).filter(|b| !b.is_empty()) {
-            Some(b) => match float(&inits, Some(b)).filter(|v| v.len() == out) {
+            Some(b) => match float(init(Some(b))).filter(|v| v.len() == out) {
                 Some(v) => v,
                 None => continue,
             },
@@ -87,9 +90,7 @@ pub fn fold_batch_norms(model: &mut ModelProto) -> usize {
         let dims: Vec<usize> = w_t.dims.iter().map(|&d| d.max(0) as usize).collect();
         // New names: the originals may be shared with other nodes.
         let (w_name, b_name) = (format!("{}.folded_weight", conv.output[0]), format!("{}.folded_bias", conv.output[0]));
-        inits.insert(w_name.clone(), f32_tensor(&w_name, &dims, &w));
-        inits.insert(b_name.clone(), f32_tensor(&b_name, &[out], &new_bias));
-        added.extend([w_name.clone(), b_name.clone()]);
+        added.extend([f32_tensor(&w_name, &dims, &w), f32_tensor(&b_name, &[out], &new_bias)]);
         let bn_out = bn.output[0].clone();
         let conv: &mut NodeProto = &mut graph.node[c];
         conv.input.truncate(1);
@@ -109,9 +110,9 @@ pub fn fold_batch_norms(model: &mut ModelProto) -> usize {
         }
     }
     graph.node = kept;
+    graph.initializer.extend(added);
     let used: std::collections::HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
-    let order: Vec<String> = graph.initializer.iter().map(|t| t.name.clone()).chain(added).collect();
-    graph.initializer = order.iter().filter(|n| used.contains(n.as_str())).filter_map(|n| inits.remove(n)).collect();
+    graph.initializer.retain(|t| used.contains(t.name.as_str()));
     folded
 }
 
