@@ -49,6 +49,7 @@ impl Error {
             Error::Decode(_) => "decode",
             Error::Model(ModelError::HashMismatch { .. }) => "hash",
             Error::Model(_) => "model",
+            Error::Inference(InferenceError::OutsideCore(_)) => "outside-core",
             Error::Inference(_) => "inference",
         }
     }

@@ -2,6 +2,7 @@
 //! also run through tract and must compute what the original computes.
 
 mod common;
+use common::classifier_head as head;
 
 use mriscreen::backend::{relative_max_diff, CpuBackend};
 use mriscreen::model::builder::{attr_int, attr_ints, attr_string, ConvAttrs, GraphBuilder};
@@ -44,14 +45,6 @@ fn normalised(bytes: &[u8], classes: Option<usize>) -> ModelProto {
     model
 }
 
-/// GlobalAveragePool → Flatten → `logits` [1, n], and the encoded model.
-fn head(mut b: GraphBuilder, y: &str, n: i64) -> Vec<u8> {
-    let y = b.global_average_pool(y);
-    b.flatten(&y);
-    b.rename_last_output("logits");
-    b.output("logits", &[1.into(), n.into()]);
-    b.to_bytes()
-}
 
 fn ops(m: &ModelProto) -> Vec<String> {
     m.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.clone()).collect()
@@ -111,24 +104,15 @@ fn auto_pad_becomes_explicit_pads() {
     }
 }
 
-fn clip_model(lo: Option<f32>, hi: Option<f32>) -> Vec<u8> {
-    let mut b = GraphBuilder::new("clip");
-    let x = b.input("input", &[1.into(), 3.into(), 8.into(), 8.into()]);
-    let lo = lo.map(|v| b.constant("lo", &[], &[v])).unwrap_or_default();
-    let hi = hi.map(|v| b.constant("hi", &[], &[v])).unwrap_or_default();
-    let y = b.node("Clip", &[&x, &lo, &hi], vec![]);
-    head(b, &y, 3)
-}
-
 #[test]
 fn clip_bounds_become_constants_or_are_refused() {
-    let m = normalised(&clip_model(Some(0.0), Some(6.0)), Some(3));
+    let m = normalised(&common::clip_model(Some(0.0), Some(6.0)), Some(3));
     assert!(ops(&m).contains(&"Clip".to_string()));
     // An absent max becomes an explicit huge bound, never "inf".
-    let m = normalised(&clip_model(Some(-1.5), None), Some(3));
+    let m = normalised(&common::clip_model(Some(-1.5), None), Some(3));
     let clip = m.graph.as_ref().unwrap().node.iter().find(|n| n.op_type == "Clip").unwrap();
     assert!(clip.input.len() == 3 && !clip.input[2].is_empty());
-    let e = for_wonnx(&package(&clip_model(Some(-0.25), Some(0.25)), Some(3))).unwrap_err().to_string();
+    let e = for_wonnx(&package(&common::clip_model(Some(-0.25), Some(0.25)), Some(3))).unwrap_err().to_string();
     assert!(e.contains("Clip") && e.contains("one decimal"), "{e}");
 }
 

@@ -52,6 +52,10 @@ pub enum InferenceError {
     SelfCheck { max_diff: f32, tolerance: f32 },
     #[error("{0}")]
     Model(#[from] crate::model::ModelError),
+    /// This build parses the core operator set only (the page's CPU-only
+    /// engine); the page then loads the model with its full engine.
+    #[error("the model uses operators outside the core set this engine has ({}); the page loads its full engine for it", .0.join(", "))]
+    OutsideCore(Vec<String>),
 }
 
 /// What to do when WebGPU fails: the CPU runs every model the loader accepts.

@@ -11,11 +11,12 @@
 //! `--intensity`, `--input-size`).
 
 pub mod builder;
+pub mod core_ops;
 pub mod expand;
 pub mod fold_bn;
 mod info;
 pub mod normalise;
-pub(crate) mod parser;
+pub mod parser;
 pub mod quant;
 pub mod random;
 pub mod tensor_data;

@@ -3,6 +3,7 @@
 // with a visible error. On the CPU; changed sites are temporary copies of dist/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DIST, startServer, launch, newSession, openPage, classifySample, copyDist, defaultModel } from './helpers.mjs';
@@ -62,6 +63,7 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   assert.equal(timing.hashed_by, 'SubtleCrypto', 'the browser hashed the download');
   assert.deepEqual(timing.create_phases.map((p) => p.name).slice(0, 2), ['SHA-256 (computed by the caller)', 'ONNX parse and checks']);
   assert.ok(timing.create_phases.some((p) => p.name === 'tract: optimise'), 'the CPU backend\'s phases are listed');
+  assert.equal(await page.$eval('#model-status', (e) => e.dataset.fullEngine ?? null), null, 'the shipped model runs on the CPU engine\'s core operators');
 
   await page.selectOption('#model-select', 'second');
   await page.waitForSelector('#model-status[data-status=ready]');
@@ -73,6 +75,35 @@ test('the picker lists the manifest, shows what each model is, and a second mode
   const r = await classifySample(page, 'glioma');
   assert.equal(r.refer, 'false');
   assert.match(r.text, /model second/);
+  await context.close();
+});
+
+test('a model with an operator outside the CPU engine\'s core set loads with the full engine and classifies', async () => {
+  // The DenseNet student with every Relu turned into a Tanh: both are `op_type` strings of four bytes
+  // (field 4, length 4), so the file stays valid protobuf. tract has Tanh; the core set does not.
+  const models = JSON.parse(fs.readFileSync(path.join(DIST, 'models/manifest.json'), 'utf8')).models;
+  const densenet = models.find((m) => m.arch === 'densenet32' || /densenet/.test(m.id));
+  const bytes = fs.readFileSync(path.join(DIST, 'models', densenet.file));
+  const relu = Buffer.from([0x22, 0x04, ...Buffer.from('Relu')]);
+  const tanh = Buffer.from([0x22, 0x04, ...Buffer.from('Tanh')]);
+  let count = 0;
+  for (let at = bytes.indexOf(relu); at >= 0; at = bytes.indexOf(relu, at + 1)) { tanh.copy(bytes, at); count++; }
+  assert.ok(count > 0, 'the fixture has Relu nodes to rename');
+  const url = await site((root) => {
+    fs.writeFileSync(path.join(root, 'models/tanh-densenet.onnx'), bytes);
+    const file = path.join(root, 'models/manifest.json');
+    const manifest = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const sha256 = crypto.createHash('sha256').update(bytes).digest('hex');
+    manifest.models.push({ ...densenet, id: 'tanh', name: 'Tanh DenseNet (test copy)', file: 'tanh-densenet.onnx', sha256 });
+    manifest.default = 'tanh';
+    fs.writeFileSync(file, JSON.stringify(manifest));
+  });
+  const { context, page } = await openPage(browser, `${url}?backend=cpu`);
+  await page.waitForSelector('#model-status[data-status=ready]', { timeout: 120_000 });
+  assert.match(await page.$eval('#model-status', (e) => e.dataset.fullEngine), /outside the core set this engine has \(Tanh\)/);
+  const r = await classifySample(page, 'glioma');
+  assert.ok(['true', 'false'].includes(r.refer), JSON.stringify(r));
+  assert.match(r.text, /model tanh/);
   await context.close();
 });
 

@@ -234,3 +234,22 @@ pub async fn gpu_matches_cpu(name: &str, bytes: &[u8], classes: Option<&[&str]>)
     assert!(scale > 0.0 && diff <= 1e-4 * scale, "{name}: tract {:?} vs wonnx {:?}", cpu.logits, got.logits);
     assert!(fdiff <= 1e-3 * fscale.max(1.0), "{name}: features differ by {fdiff}");
 }
+
+/// `y` → GlobalAveragePool → Flatten → `logits` [1, n], and the encoded model.
+pub fn classifier_head(mut b: mriscreen::model::builder::GraphBuilder, y: &str, n: i64) -> Vec<u8> {
+    let y = b.global_average_pool(y);
+    b.flatten(&y);
+    b.rename_last_output("logits");
+    b.output("logits", &[1.into(), n.into()]);
+    b.to_bytes()
+}
+
+/// One Clip with its bounds as constant inputs (an absent bound: an empty input name), then the head.
+pub fn clip_model(lo: Option<f32>, hi: Option<f32>) -> Vec<u8> {
+    let mut b = mriscreen::model::builder::GraphBuilder::new("clip");
+    let x = b.input("input", &[1.into(), 3.into(), 8.into(), 8.into()]);
+    let lo = lo.map(|v| b.constant("lo", &[], &[v])).unwrap_or_default();
+    let hi = hi.map(|v| b.constant("hi", &[], &[v])).unwrap_or_default();
+    let y = b.node("Clip", &[&x, &lo, &hi], vec![]);
+    classifier_head(b, &y, 3)
+}

@@ -229,6 +229,7 @@ export class Models {
     this.ui.progressLabel.textContent = 'Downloading the model';
     delete status.dataset.loadMs;
     delete status.dataset.loadTiming;
+    delete status.dataset.fullEngine;
     warning.hidden = true;
     const onStatus = (text, progress) => {
       if (token !== this.#token) return;
@@ -254,6 +255,8 @@ export class Models {
       `${info.input.width}×${info.input.height} input; trained on: ${info.trained_on ?? entry.trained_on ?? 'not stated'}`);
     status.dataset.loadMs = String(performance.now() - t0);
     status.dataset.loadTiming = JSON.stringify(r.timing ?? null); // the worker's breakdown (scripts/bench-browser.mjs)
+    // Why the worker loaded its full engine for this model (operators outside the CPU engine's core set).
+    if (r.full_engine) status.dataset.fullEngine = r.full_engine;
     if (entry.untrained || (info.trained_on ?? '').startsWith('nothing')) {
       warning.textContent = 'Untrained placeholder model (random weights): its outputs mean nothing.';
       warning.hidden = false;

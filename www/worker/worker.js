@@ -51,11 +51,32 @@ async function instantiate(url) {
 
 let wasmReady = false;
 let wasmReadyAt = null; // performance.now() when the module was ready (the worker's clock starts with it)
-const ready = start().then((m) => { wasmReady = true; wasmReadyAt = performance.now(); return m; });
+let ready = start().then((m) => { wasmReady = true; wasmReadyAt = performance.now(); return m; });
 ready.catch(() => {});
 // The module's memory, for scripts/bench-browser.mjs: a wasm memory never shrinks, so its size is
 // the most the module has held at once.
 ready.then((m) => { self.wasmMemory = m.memory; }, () => {});
+
+/**
+ * The CPU build parses the core operator set only (src/model/core_ops.rs): the
+ * layers of the classifiers we ship and of most exported CNNs. A model with
+ * any other operator is refused with kind `outside-core`, and this loads the
+ * WebGPU build, which has tract's whole registry, to run it on the CPU; the
+ * worker keeps that build for every later request.
+ */
+async function fullEngine(engine, id, why) {
+  postMessage({ id, status: 'loading the full engine for this model\'s operators' });
+  let full;
+  try {
+    full = await instantiate(GPU_BUILD);
+  } catch (e) {
+    throw { kind: 'model', message: `this model needs the full engine, which could not be loaded (${e.message || e}); connect to the internet once and load the model again. (${why})` };
+  }
+  const next = { ...full, cpuOnly: engine.cpuOnly };
+  ready = Promise.resolve(next);
+  self.wasmMemory = next.memory;
+  return next;
+}
 // Time per operation of the loaded model on the CPU backend, `runs` inferences (scripts/bench-browser.mjs --profile).
 self.profileModel = (runs) => screen.profile(runs);
 let screen = null;  // the loaded MriScreen
@@ -191,19 +212,30 @@ async function loadModel(id, args) {
   // The browser's native SHA-256, while the module may still be compiling (the engine then does not hash
   // the bytes again; without SubtleCrypto, outside a secure context, it does).
   const digest = downloading.then(sha256Hex).catch(() => undefined);
-  const { MriScreen, cpuOnly, files } = await ready;
+  let engine = await ready;
   const bytes = await downloading;
   const computed = await digest;
   const t1 = performance.now();
   postMessage({ id, status: 'checking the SHA-256 and loading the model' });
   let backend = args.backend ?? 'auto';
   // The page passes `cpu_reason` when it moves a model to the CPU (a crash, a lost device).
-  const cpuReason = backend === 'auto' ? cpuOnly : args.cpu_reason ?? null;
+  const cpuReason = backend === 'auto' ? engine.cpuOnly : args.cpu_reason ?? null;
   if (cpuReason) backend = 'cpu';
   const options = {
     sha256: args.sha256 ?? undefined, computed_sha256: computed, overrides: args.overrides ?? {}, backend, cpu_reason: cpuReason ?? undefined,
   };
-  const next = await MriScreen.create(bytes, options);
+  let next;
+  let fullEngineWhy = null;
+  try {
+    next = await engine.MriScreen.create(bytes, options);
+  } catch (e) {
+    const error = errorOf(e);
+    if (error.kind !== 'outside-core') throw e;
+    fullEngineWhy = error.message;
+    engine = await fullEngine(engine, id, fullEngineWhy);
+    postMessage({ id, status: 'checking the SHA-256 and loading the model' });
+    next = await engine.MriScreen.create(bytes, options);
+  }
   const t2 = performance.now();
   screen?.free();
   screen = next;
@@ -215,7 +247,7 @@ async function loadModel(id, args) {
     wasm_ready_at_ms: wasmReadyAt, request_at_ms: t0, download_ms: downloadedAt - t0,
     waited_ms: t1 - t0, create_ms: t2 - t1, create_phases: screen.load_phases(), hashed_by: computed ? 'SubtleCrypto' : 'the engine',
   };
-  return { result: { info: screen.info(), backend: screen.status(), engine_files: files, timing } };
+  return { result: { info: screen.info(), backend: screen.status(), engine_files: engine.files, full_engine: fullEngineWhy, timing } };
 }
 
 async function classify(id, args) {
