@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startServer, launch, openPage, classifyInPage, classifySample, cliPredict, samples, defaultModel } from './helpers.mjs';
+import { ROOT, startServer, launch, newSession, openPage, classifyInPage, classifySample, cliPredict, samples, defaultModel } from './helpers.mjs';
 
 let server, url, browser;
 before(async () => {
@@ -238,5 +238,49 @@ test('a file name that is markup stays text', async () => {
   assert.equal(await page.locator('.result img[src="x"], .result b').count(), 0, 'no element made from the name');
   assert.equal(await page.evaluate(() => window.__pwned), 0, 'no handler ran');
   assert.deepEqual(errors, []);
+  await context.close();
+});
+
+/** Every module main.js imports, directly or not, as paths under www/. */
+function moduleGraph(entry) {
+  const seen = new Set();
+  const visit = (rel) => {
+    if (seen.has(rel)) return;
+    seen.add(rel);
+    const text = fs.readFileSync(path.join(ROOT, 'www', rel), 'utf8');
+    for (const [, spec] of text.matchAll(/^import [^;]*? from '([^']+)';/gms)) visit(path.posix.join(path.posix.dirname(rel), spec));
+  };
+  visit(entry);
+  seen.delete(entry);
+  return seen;
+}
+
+test('the engine\'s worker starts before main.js\'s modules have loaded, once, and the page preloads the whole module graph', async () => {
+  const html = fs.readFileSync(path.join(ROOT, 'www/index.html'), 'utf8');
+  const preloaded = new Set([...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]));
+  assert.deepEqual([...preloaded].sort(), [...moduleGraph('app/main.js')].sort(), 'index.html preloads exactly main.js\'s imports');
+
+  const { context } = await newSession(browser);
+  const page = await context.newPage();
+  // When the worker is created, and how many: the page's own clock.
+  await page.addInitScript(() => {
+    window.workerStarts = [];
+    const Original = window.Worker;
+    window.Worker = class extends Original {
+      constructor(...args) { super(...args); window.workerStarts.push({ at: performance.now(), mainLoaded: !!window.mainLoaded }); }
+    };
+  });
+  await page.route('**/app/main.js', async (route) => {
+    // main.js arrives half a second late and marks when its body starts (after its imports, before
+    // anything of its own); the worker must not wait for it.
+    const response = await route.fetch();
+    await new Promise((r) => setTimeout(r, 500));
+    await route.fulfill({ response, body: `window.mainLoaded = true;\n${await response.text()}` });
+  });
+  await page.goto(`${url}?backend=cpu`);
+  await page.waitForSelector('#model-status[data-status=ready]', { timeout: 60_000 });
+  const starts = await page.evaluate(() => window.workerStarts);
+  assert.equal(starts.length, 1, `one worker: ${JSON.stringify(starts)}`);
+  assert.equal(starts[0].mainLoaded, false, 'app/boot.js started it before main.js ran');
   await context.close();
 });

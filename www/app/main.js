@@ -2,7 +2,7 @@
 // results (articles and table), the exports and offline use together.
 // Decoding and inference happen in the worker (app/worker-client.js).
 import { CLASSIFY } from '../protocol/messages.js';
-import { WorkerClient } from './worker-client.js';
+import { backendChoice, pageClient } from './worker-client.js';
 import { Models } from './models.js';
 import { Queue } from './queue.js';
 import { renderResult, renderError, releaseImages, percent } from './render.js';
@@ -14,12 +14,12 @@ import { setupOffline } from './offline.js';
 
 const $ = (sel) => document.querySelector(sel);
 const params = new URLSearchParams(location.search);
-/** `?backend=cpu|gpu|auto` chooses the backend (default auto: WebGPU, else CPU). */
-const backendChoice = ['cpu', 'gpu', 'auto'].includes(params.get('backend')) ? params.get('backend') : 'auto';
+const choice = backendChoice();
 
-const client = new WorkerClient({ backend: backendChoice });
+const client = pageClient(); // started by app/boot.js
+
 const models = new Models({
-  client, backendChoice,
+  client, backendChoice: choice,
   ui: {
     select: $('#model-select'), details: $('#model-details'), status: $('#model-status'), warning: $('#model-warning'),
     download: $('#model-download'), progress: $('#model-progress'), progressLabel: $('#model-progress-label'),

@@ -4,6 +4,24 @@
 // uncaught error ends it), or to stop a request that is running (Cancel),
 // since a synchronous wasm call cannot be interrupted any other way.
 
+/** The backend the address asks for: `?backend=cpu|gpu|auto` (default auto: WebGPU, else the CPU). */
+export function backendChoice(search = location.search) {
+  const asked = new URLSearchParams(search).get('backend');
+  return ['cpu', 'gpu', 'auto'].includes(asked) ? asked : 'auto';
+}
+
+let client = null;
+
+/**
+ * The page's one WorkerClient. app/boot.js calls this first, as soon as the
+ * HTML is parsed, so the worker fetches and compiles the engine while the
+ * page's other modules still load; main.js then gets the same client.
+ */
+export function pageClient() {
+  client ??= new WorkerClient({ backend: backendChoice() });
+  return client;
+}
+
 export class WorkerClient {
   #worker;
   #pending = new Map();
