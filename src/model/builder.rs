@@ -20,6 +20,7 @@ use crate::model::pb::{
 };
 use crate::model::quant::{self, Storage};
 use crate::model::Precision;
+use crate::model::tensor_data::le_bytes;
 use prost::Message;
 
 /// Opset and IR version of what we write, unless a weight's storage needs
@@ -142,12 +143,12 @@ pub fn raw_tensor(name: &str, elem: DataType, dims: &[usize], raw: Vec<u8>) -> T
 }
 
 pub fn f32_tensor(name: &str, dims: &[usize], data: &[f32]) -> TensorProto {
-    raw_tensor(name, DataType::Float, dims, data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    raw_tensor(name, DataType::Float, dims, le_bytes(data, f32::to_le_bytes))
 }
 
 /// An int64 vector initializer (shapes, axes).
 pub fn i64_tensor(name: &str, data: &[i64]) -> TensorProto {
-    raw_tensor(name, DataType::Int64, &[data.len()], data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    raw_tensor(name, DataType::Int64, &[data.len()], le_bytes(data, i64::to_le_bytes))
 }
 
 impl GraphBuilder {

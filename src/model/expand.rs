@@ -131,8 +131,9 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
         return Err(refuse(node, format!("block_size {block} is negative")));
     }
     let block = block as usize;
-    let y: Vec<f32> = if scale.len() == 1 && block == 0 {
-        x.iter().map(|&q| (q - zero[0]) * scale[0]).collect()
+    let mut y = Vec::with_capacity(x.len());
+    if scale.len() == 1 && block == 0 {
+        y.extend(x.iter().map(|&q| (q - zero[0]) * scale[0]));
     } else {
         let axis = if axis < 0 { axis + rank } else { axis };
         if !(0..rank).contains(&axis) {
@@ -144,14 +145,16 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
         if inner == 0 || len == 0 {
             return Err(refuse(node, "the quantized tensor is empty"));
         }
+        // x in rows of `inner` elements, one row per (outer index, index `c` along the axis).
+        let rows = x.chunks_exact(inner).enumerate().map(|(r, row)| (r / len, r % len, row));
         if block == 0 {
             if scale.len() != len {
                 return Err(refuse(node, format!("{} scales for an axis of length {len}", scale.len())));
             }
-            x.iter().enumerate().map(|(i, &q)| {
-                let c = (i / inner) % len;
-                (q - zero[c]) * scale[c]
-            }).collect()
+            for (_, c, row) in rows {
+                let (z, s) = (zero[c], scale[c]);
+                y.extend(row.iter().map(|&q| (q - z) * s));
+            }
         } else {
             // Blocked: the scale has x's shape with the axis divided into blocks.
             let blocks = len.div_ceil(block);
@@ -159,13 +162,60 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
             if dims_usize(&scale_t.dims) != want {
                 return Err(refuse(node, format!("blocked scale has shape {:?}; {want:?} expected for blocks of {block}", scale_t.dims)));
             }
-            x.iter().enumerate().map(|(i, &q)| {
-                let (outer, c, rest) = (i / (inner * len), (i / inner) % len, i % inner);
-                let s = (outer * blocks + c / block) * inner + rest;
-                (q - zero[s]) * scale[s]
-            }).collect()
+            for (outer, c, row) in rows {
+                let at = (outer * blocks + c / block) * inner;
+                let (s, z) = (&scale[at..at + inner], &zero[at..at + inner]);
+                y.extend(row.iter().zip(s).zip(z).map(|((&q, &s), &z)| (q - z) * s));
+            }
         }
-    };
+    }
     let y = if scale_t.data_type == DataType::Float16 as i32 { y.into_iter().map(|v| half::f16::from_f32(v).to_f32()).collect() } else { y };
     Ok(f32_tensor(output, &dims, &y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::builder::{attr_int, raw_tensor};
+    use crate::model::tensor_data::pack_4bit;
+
+    /// y[i] = (x[i] − zero[s]) · scale[s], with s found from i's own
+    /// coordinates: the definition, one element at a time.
+    fn by_definition(x: &[f32], dims: &[usize], axis: usize, block: usize, scale: &[f32], zero: &[f32]) -> Vec<f32> {
+        let inner: usize = dims[axis + 1..].iter().product();
+        let len = dims[axis];
+        let blocks = if block == 0 { len } else { len.div_ceil(block) };
+        (0..x.len())
+            .map(|i| {
+                let (outer, c, rest) = (i / (inner * len), (i / inner) % len, i % inner);
+                let s = if block == 0 { c } else { (outer * blocks + c / block) * inner + rest };
+                (x[i] - zero[s]) * scale[s]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn per_axis_and_blocked_dequantization_follow_the_definition() {
+        // int4 [3, 5, 2]: quantized along axis 1 (an outer and an inner dimension both > 1).
+        let dims = [3usize, 5, 2];
+        let q: Vec<i8> = (0..30).map(|i| ((i * 7) % 16 - 8) as i8).collect();
+        let x: Vec<f32> = q.iter().map(|&v| f32::from(v)).collect();
+        let mut inits = HashMap::new();
+        inits.insert("q".to_string(), raw_tensor("q", DataType::Int4, &dims, pack_4bit(&q)));
+        for (block, scale_dims) in [(0usize, vec![5usize]), (2, vec![3, 3, 2])] {
+            let n: usize = scale_dims.iter().product();
+            let scale: Vec<f32> = (0..n).map(|i| 0.25 + i as f32 * 0.5).collect();
+            let zero: Vec<f32> = (0..n).map(|i| (i % 3) as f32 - 1.0).collect();
+            let zero_t = raw_tensor("z", DataType::Int4, &scale_dims, pack_4bit(&zero.iter().map(|&v| v as i8).collect::<Vec<_>>()));
+            inits.insert("s".to_string(), f32_tensor("s", &scale_dims, &scale));
+            inits.insert("z".to_string(), zero_t);
+            let mut attribute = vec![attr_int("axis", 1)];
+            if block > 0 {
+                attribute.push(attr_int("block_size", block as i64));
+            }
+            let node = NodeProto { op_type: "DequantizeLinear".into(), input: vec!["q".into(), "s".into(), "z".into()], output: vec!["y".into()], attribute, ..Default::default() };
+            let y = values_f32(&dequantize(&node, &inits).unwrap()).unwrap();
+            assert_eq!(y, by_definition(&x, &dims, 1, block, &scale, &zero), "block {block}");
+        }
+    }
 }

@@ -31,7 +31,7 @@
 //! graph; wonnx implements neither Slice nor shape arithmetic.
 
 use super::pb::{self, tensor_proto::DataType, AttributeProto, NodeProto, TensorProto};
-use super::tensor_data::values_f32;
+use super::tensor_data::{le_bytes, values_f32};
 use super::builder::{f32_tensor, raw_tensor, value_info, Dim};
 use super::ModelPackage;
 use std::collections::{HashMap, HashSet};
@@ -207,13 +207,13 @@ fn tensor_proto(name: &str, t: &Tensor) -> Option<TensorProto> {
     let dims: Vec<usize> = t.shape().to_vec();
     let v = t.as_plain_ram()?;
     let (elem, raw): (DataType, Vec<u8>) = match t.datum_type() {
-        DatumType::F32 => (DataType::Float, v.as_slice::<f32>().ok()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DatumType::I64 => (DataType::Int64, v.as_slice::<i64>().ok()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        DatumType::I32 => (DataType::Int32, v.as_slice::<i32>().ok()?.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DatumType::F32 => (DataType::Float, le_bytes(v.as_slice::<f32>().ok()?, f32::to_le_bytes)),
+        DatumType::I64 => (DataType::Int64, le_bytes(v.as_slice::<i64>().ok()?, i64::to_le_bytes)),
+        DatumType::I32 => (DataType::Int32, le_bytes(v.as_slice::<i32>().ok()?, i32::to_le_bytes)),
         // Shape arithmetic: tract keeps ONNX's int64 shapes as symbolic dims, concrete here.
         DatumType::TDim => {
             let dims: Option<Vec<i64>> = v.as_slice::<TDim>().ok()?.iter().map(|d| d.to_i64().ok()).collect();
-            (DataType::Int64, dims?.iter().flat_map(|v| v.to_le_bytes()).collect())
+            (DataType::Int64, le_bytes(&dims?, i64::to_le_bytes))
         }
         _ => return None,
     };

@@ -60,19 +60,27 @@ pub fn values_i64(t: &TensorProto) -> Option<Vec<i64>> {
     }
 }
 
-/// ONNX 4-bit packing: two elements per byte, the first in the low nibble.
+/// ONNX 4-bit packing: two elements per byte, the first in the low nibble
+/// (missing bytes read as zeros).
 pub fn unpack_4bit(bytes: &[u8], n: usize, signed: bool) -> Vec<f32> {
-    (0..n)
-        .map(|i| {
-            let b = bytes.get(i / 2).copied().unwrap_or(0);
-            let nib = if i % 2 == 0 { b & 0x0F } else { b >> 4 };
-            if signed {
-                f32::from(((nib << 4) as i8) >> 4)
-            } else {
-                f32::from(nib)
-            }
-        })
-        .collect()
+    let decode = |nib: u8| if signed { f32::from(((nib << 4) as i8) >> 4) } else { f32::from(nib) };
+    let mut out = Vec::with_capacity(n + 1);
+    for &b in bytes.iter().take(n.div_ceil(2)) {
+        out.push(decode(b & 0x0F));
+        out.push(decode(b >> 4));
+    }
+    out.resize(n, 0.0);
+    out
+}
+
+/// Little-endian bytes of `values` (an initializer's `raw_data`), written
+/// into one allocation of the final size.
+pub fn le_bytes<T: Copy, const N: usize>(values: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(values.len() * N);
+    for &v in values {
+        raw.extend_from_slice(&to_le(v));
+    }
+    raw
 }
 
 /// Packs 4-bit values (already in range) two per byte, low nibble first.
