@@ -97,12 +97,31 @@ fn fold(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<Option
         }
         "Cast" if constant_inputs && attr(node, "to").is_some_and(|a| a.i == DataType::Float as i64) => {
             let Some(x) = node.input.first().and_then(|i| inits.get(i)) else { return Ok(None) };
+            if x.data_type == DataType::Float as i32 {
+                // Float to float (the float16-rounded output of a DequantizeLinear): the same values.
+                return Ok(Some(TensorProto { name: output.clone(), ..x.clone() }));
+            }
             let v = values_f32(x).ok_or_else(|| refuse(node, "cannot read the constant being cast"))?;
             Some(f32_tensor(output, &dims_usize(&x.dims), &v))
         }
         "DequantizeLinear" if constant_inputs => Some(dequantize(node, inits)?),
         _ => None,
     })
+}
+
+/// `v` rounded to the nearest float16 (ties to even) and back: what
+/// `half::f16::from_f32(v).to_f32()` gives, computed in place for float16's
+/// normal range below 2^15 (where weights live) by rounding float32's
+/// mantissa to float16's 10 bits; zeros, subnormals, large values, infinities
+/// and NaN take `half`'s conversion.
+pub fn round_to_f16(v: f32) -> f32 {
+    let bits = v.to_bits();
+    // Biased float32 exponents 113..=141: 2^-14 <= |v| < 2^15.
+    if (113..=141).contains(&((bits >> 23) & 0xFF)) {
+        f32::from_bits(bits.wrapping_add(0x0FFF + ((bits >> 13) & 1)) & !0x1FFF)
+    } else {
+        half::f16::from_f32(v).to_f32()
+    }
 }
 
 /// y = (x − zero_point) · scale, per tensor, per axis, or blocked along the
@@ -169,7 +188,9 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
             }
         }
     }
-    let y = if scale_t.data_type == DataType::Float16 as i32 { y.into_iter().map(|v| half::f16::from_f32(v).to_f32()).collect() } else { y };
+    if scale_t.data_type == DataType::Float16 as i32 {
+        y.iter_mut().for_each(|v| *v = round_to_f16(*v));
+    }
     Ok(f32_tensor(output, &dims, &y))
 }
 
@@ -192,6 +213,20 @@ mod tests {
                 (x[i] - zero[s]) * scale[s]
             })
             .collect()
+    }
+
+    #[test]
+    fn float16_rounding_is_halfs() {
+        let mut values: Vec<f32> = (0..=u32::MAX / 7919).map(|i| f32::from_bits(i * 7919)).collect();
+        for e in [-25i32, -24, -15, -14, -13, 14, 15, 16] {
+            let p = 2f32.powi(e);
+            values.extend([p, -p, p * (1.0 + 1.0 / 2048.0), p * (1.0 - 1.0 / 4096.0), p * (1.0 + 3.0 / 2048.0)]);
+        }
+        values.extend([0.0, -0.0, 65504.0, 65519.0, 65520.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE]);
+        for v in values {
+            let (ours, half) = (round_to_f16(v), half::f16::from_f32(v).to_f32());
+            assert!(ours.to_bits() == half.to_bits() || (ours.is_nan() && half.is_nan()), "{v:e} ({:#x}): {ours:e} vs {half:e}", v.to_bits());
+        }
     }
 
     #[test]
