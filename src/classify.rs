@@ -4,7 +4,7 @@
 
 use crate::backend::timing::{Phase, Profile, Stopwatch};
 use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
-use crate::decode::{self, Limits};
+use crate::decode::{self, DecodeError, Limits, Pixels};
 use crate::familiar::{self, Familiarity};
 use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
 use crate::input_check;
@@ -204,6 +204,39 @@ impl Classifier {
         p.frames = decoded.frames;
         p.frame = decoded.frame;
         p.dicom = decoded.dicom;
+        Ok(p)
+    }
+
+    /// Decodes frame `frame` of one image file's bytes into plain [`Pixels`],
+    /// within `limits`, for another build's
+    /// [`classify_pixels`](Self::classify_pixels).
+    pub fn decode_pixels(image: &[u8], limits: &Limits, frame: Option<u32>) -> Result<Pixels, Error> {
+        let t0 = Instant::now();
+        let decoded = decode::decode_frame(image, limits, frame)?;
+        Ok(Pixels::of(&decoded, t0.elapsed().as_secs_f64() * 1e3))
+    }
+
+    /// Classifies an image another build of the engine decoded (the page's
+    /// CPU-only engine has no TIFF or WebP decoder: its worker decodes such a
+    /// file with the full engine); held to this classifier's limits like a
+    /// file it decodes itself.
+    pub async fn classify_pixels(&mut self, pixels: Pixels) -> Result<Prediction, Error> {
+        let (width, height) = (pixels.width, pixels.height);
+        let px = u64::from(width) * u64::from(height);
+        if px > self.limits.max_pixels {
+            return Err(DecodeError::TooManyPixels { width, height, pixels: px, limit: self.limits.max_pixels }.into());
+        }
+        if width < self.limits.min_side || height < self.limits.min_side {
+            return Err(DecodeError::TooSmall { width, height, min: self.limits.min_side }.into());
+        }
+        let (format, decode_ms) = (pixels.format.clone(), pixels.decode_ms);
+        let image = pixels.into_image()?;
+        let mut p = self.classify_image(&image).await?;
+        p.timings.decode_ms = decode_ms;
+        p.format = format;
+        p.frames = 1;
+        p.frame = 0;
+        p.dicom = None;
         Ok(p)
     }
 

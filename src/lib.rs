@@ -46,6 +46,7 @@ impl Error {
     /// (any other problem with the model file) or `inference`.
     pub fn kind(&self) -> &'static str {
         match self {
+            Error::Decode(DecodeError::OtherEngine { .. }) => "format-elsewhere",
             Error::Decode(_) => "decode",
             Error::Model(ModelError::HashMismatch { .. }) => "hash",
             Error::Model(_) => "model",

@@ -79,6 +79,13 @@ struct ClassifyOptions {
     frame: Option<u32>,
 }
 
+fn classify_options(options: JsValue) -> Result<ClassifyOptions, WebError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(ClassifyOptions::default());
+    }
+    serde_wasm_bindgen::from_value(options).map_err(options_error)
+}
+
 fn to_js<T: Serialize>(v: &T) -> Result<JsValue, WebError> {
     v.serialize(&serde_wasm_bindgen::Serializer::json_compatible().serialize_bytes_as_arrays(false)).map_err(options_error)
 }
@@ -144,16 +151,29 @@ impl MriScreen {
         to_js(&self.inner.profile(runs)?)
     }
 
+    /// Decodes one image file's bytes into `{ format, width, height, color,
+    /// data: Uint8Array, decode_ms }` (the page's default limits; `options`
+    /// as for `classify`), for another build's `classify_pixels`: the worker
+    /// decodes TIFF and WebP with the full engine where its CPU-only engine,
+    /// which has no decoder for them, runs the model.
+    pub fn decode_pixels(image: Vec<u8>, options: JsValue) -> Result<JsValue, WebError> {
+        let opts = classify_options(options)?;
+        to_js(&Classifier::decode_pixels(&image, &crate::Limits::default(), opts.frame)?)
+    }
+
+    /// Classifies what another build's `decode_pixels` returned; the result
+    /// is `classify`'s.
+    pub async fn classify_pixels(&mut self, pixels: JsValue) -> Result<JsValue, WebError> {
+        let pixels: crate::decode::Pixels = serde_wasm_bindgen::from_value(pixels).map_err(options_error)?;
+        to_js(&self.inner.classify_pixels(pixels).await?)
+    }
+
     /// Classifies one image file's bytes. `options` may be undefined or
     /// `{ frame }`: which frame of a multi-frame DICOM file (default: the
     /// middle one). The result carries a `preview` and, for a model with a
     /// `features` output, a `heatmap` (byte arrays as `Uint8Array`).
     pub async fn classify(&mut self, image: Vec<u8>, options: JsValue) -> Result<JsValue, WebError> {
-        let opts: ClassifyOptions = if options.is_undefined() || options.is_null() {
-            ClassifyOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options).map_err(options_error)?
-        };
+        let opts = classify_options(options)?;
         to_js(&self.inner.classify_frame(&image, opts.frame).await?)
     }
 }

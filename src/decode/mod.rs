@@ -2,7 +2,9 @@
 //!
 //! Reads JPEG (baseline and progressive), PNG (1–16 bit; grey, grey+alpha, RGB,
 //! RGBA, palette), BMP, TIFF and WebP through the `image` crate with only those
-//! codecs compiled in. The decoded image keeps its sample depth (16-bit stays
+//! codecs compiled in (TIFF and WebP with the `all-formats` feature: without
+//! it, the page's CPU-only engine, such a file is [`DecodeError::OtherEngine`]
+//! and its [`Pixels`] come from the full engine). The decoded image keeps its sample depth (16-bit stays
 //! 16-bit, grey stays grey) so that preprocessing sees the full precision.
 //!
 //! Budgets are checked before any pixel buffer is allocated: the file size
@@ -57,6 +59,8 @@ pub enum DecodeError {
     TooManyPixels { width: u32, height: u32, pixels: u64, limit: u64 },
     #[error("the image is only {width} × {height} pixels; at least {min} × {min} are needed to screen anything")]
     TooSmall { width: u32, height: u32, min: u32 },
+    #[error("this build of the engine does not decode {format} files; the page decodes them with its full engine")]
+    OtherEngine { format: &'static str },
     #[error("the {format} file is truncated or corrupt ({detail}); copy the file again from its source")]
     Corrupt { format: &'static str, detail: String },
     #[error("frame {frame} was asked for, but this file has {frames} frame(s), numbered 0 to {last}; choose a frame in that range", last = .frames.saturating_sub(1))]
@@ -105,6 +109,85 @@ pub fn decode_frame(bytes: &[u8], limits: &Limits, frame: Option<u32>) -> Result
     raster::decode(bytes, limits, frame)
 }
 
+/// A decoded image as plain parts, to pass from one build of the engine to
+/// another: the page's CPU-only engine has no TIFF or WebP decoder, so its
+/// worker decodes such a file with the full engine and classifies the parts
+/// (`MriScreen.decode_pixels`, `MriScreen.classify_pixels`). The samples are
+/// the image's own, in its own type (16-bit and float samples as
+/// little-endian bytes): nothing is converted on the way.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Pixels {
+    /// The file's format ([`Decoded::format`]).
+    pub format: String,
+    pub width: u32,
+    pub height: u32,
+    /// The sample layout: `L8`, `La8`, `Rgb8`, `Rgba8`, `L16`, `La16`, `Rgb16`, `Rgba16`, `Rgb32F` or `Rgba32F`.
+    pub color: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// How long decoding took, in milliseconds.
+    pub decode_ms: f64,
+}
+
+impl Pixels {
+    /// The parts of a decoded single-frame image (a DICOM file's summary and frames are not carried).
+    pub fn of(decoded: &Decoded, decode_ms: f64) -> Pixels {
+        let image = &decoded.image;
+        let data = match image {
+            DynamicImage::ImageLuma16(i) => le(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageLumaA16(i) => le(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageRgb16(i) => le(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageRgba16(i) => le(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageRgb32F(i) => le(i.as_raw(), f32::to_le_bytes),
+            DynamicImage::ImageRgba32F(i) => le(i.as_raw(), f32::to_le_bytes),
+            other => other.as_bytes().to_vec(),
+        };
+        Pixels { format: decoded.format.to_string(), width: image.width(), height: image.height(), color: format!("{:?}", image.color()), data, decode_ms }
+    }
+
+    /// The image again; an unknown layout or a byte count that does not match it is refused.
+    pub fn into_image(self) -> Result<DynamicImage, DecodeError> {
+        let (w, h) = (self.width, self.height);
+        let bad = |detail: String| DecodeError::Corrupt { format: "decoded pixels", detail };
+        let wrong = || bad(format!("{} bytes do not make a {w} × {h} {} image", self.data.len(), self.color));
+        let u16s = || self.data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect::<Vec<_>>();
+        let f32s = || self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<_>>();
+        let (samples, size) = match self.color.as_str() {
+            "L8" => (1, 1),
+            "La8" => (2, 1),
+            "Rgb8" => (3, 1),
+            "Rgba8" => (4, 1),
+            "L16" => (1, 2),
+            "La16" => (2, 2),
+            "Rgb16" => (3, 2),
+            "Rgba16" => (4, 2),
+            "Rgb32F" => (3, 4),
+            "Rgba32F" => (4, 4),
+            other => return Err(bad(format!("unknown sample layout {other:?}"))),
+        };
+        if self.data.len() as u64 != u64::from(w) * u64::from(h) * samples * size {
+            return Err(wrong());
+        }
+        let image = match self.color.as_str() {
+            "L8" => image::GrayImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageLuma8),
+            "La8" => image::GrayAlphaImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageLumaA8),
+            "Rgb8" => image::RgbImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageRgb8),
+            "Rgba8" => image::RgbaImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageRgba8),
+            "L16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageLuma16),
+            "La16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageLumaA16),
+            "Rgb16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageRgb16),
+            "Rgba16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageRgba16),
+            "Rgb32F" => image::Rgb32FImage::from_raw(w, h, f32s()).map(DynamicImage::ImageRgb32F),
+            _ => image::Rgba32FImage::from_raw(w, h, f32s()).map(DynamicImage::ImageRgba32F),
+        };
+        image.ok_or_else(wrong)
+    }
+}
+
+fn le<T: Copy, const N: usize>(values: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+    crate::model::tensor_data::le_bytes(values, to_le)
+}
+
 pub(crate) fn unknown_format(bytes: &[u8]) -> DecodeError {
     let head = &bytes[..bytes.len().min(16)];
     let printable = |b: &u8| b.is_ascii_graphic() || b.is_ascii_whitespace();
@@ -119,6 +202,37 @@ pub(crate) fn unknown_format(bytes: &[u8]) -> DecodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pixels_carry_every_sample_layout_unchanged() {
+        let (w, h) = (3u32, 2u32);
+        let n = (w * h) as usize;
+        let u8s = |c: usize| (0..n * c).map(|i| (i * 37 % 256) as u8).collect::<Vec<_>>();
+        let u16s = |c: usize| (0..n * c).map(|i| (i * 4099 % 65536) as u16).collect::<Vec<_>>();
+        let f32s = |c: usize| (0..n * c).map(|i| i as f32 * 0.37 - 1.0).collect::<Vec<_>>();
+        let images = [
+            DynamicImage::ImageLuma8(image::ImageBuffer::from_raw(w, h, u8s(1)).unwrap()),
+            DynamicImage::ImageLumaA8(image::ImageBuffer::from_raw(w, h, u8s(2)).unwrap()),
+            DynamicImage::ImageRgb8(image::ImageBuffer::from_raw(w, h, u8s(3)).unwrap()),
+            DynamicImage::ImageRgba8(image::ImageBuffer::from_raw(w, h, u8s(4)).unwrap()),
+            DynamicImage::ImageLuma16(image::ImageBuffer::from_raw(w, h, u16s(1)).unwrap()),
+            DynamicImage::ImageLumaA16(image::ImageBuffer::from_raw(w, h, u16s(2)).unwrap()),
+            DynamicImage::ImageRgb16(image::ImageBuffer::from_raw(w, h, u16s(3)).unwrap()),
+            DynamicImage::ImageRgba16(image::ImageBuffer::from_raw(w, h, u16s(4)).unwrap()),
+            DynamicImage::ImageRgb32F(image::ImageBuffer::from_raw(w, h, f32s(3)).unwrap()),
+            DynamicImage::ImageRgba32F(image::ImageBuffer::from_raw(w, h, f32s(4)).unwrap()),
+        ];
+        for image in images {
+            let decoded = Decoded { image: image.clone(), format: "TIFF", frames: 1, frame: 0, dicom: None };
+            let pixels = Pixels::of(&decoded, 1.5);
+            assert_eq!((pixels.format.as_str(), pixels.decode_ms), ("TIFF", 1.5));
+            assert_eq!(pixels.clone().into_image().unwrap(), image, "{}", pixels.color);
+            let short = Pixels { data: pixels.data[1..].to_vec(), ..pixels.clone() };
+            assert!(short.into_image().unwrap_err().to_string().contains("do not make a 3 × 2"), "{}", pixels.color);
+        }
+        let odd = Pixels { format: "TIFF".into(), width: 1, height: 1, color: "Cmyk8".into(), data: vec![0; 4], decode_ms: 0.0 };
+        assert!(odd.into_image().unwrap_err().to_string().contains("unknown sample layout"));
+    }
 
     #[test]
     fn hex_magic_is_reported_for_binary_garbage() {

@@ -12,6 +12,9 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits, frame: Option<u32>) -> Resul
     if name == "other" {
         return Err(unknown_format(bytes));
     }
+    if !cfg!(feature = "all-formats") && matches!(format, ImageFormat::Tiff | ImageFormat::WebP) {
+        return Err(DecodeError::OtherEngine { format: name });
+    }
     let corrupt = |e: image::ImageError| DecodeError::Corrupt { format: name, detail: e.to_string() };
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         // zune-jpeg pads a truncated scan with grey instead of failing: a half

@@ -8,7 +8,10 @@
 // stays on the CPU.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { WEBGPU_FLAGS, startServer, launch, openPage, openContextPage, classifySample, cliPredict, backendBadge,
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { WEBGPU_FLAGS, startServer, launch, openPage, openContextPage, classifySample, classifyInPage, cliPredict, backendBadge,
   samples, waitReadyOffline, screenshot } from './helpers.mjs';
 
 let server, url, answers;
@@ -116,5 +119,79 @@ test('auto mode passes over a software rasteriser for the CPU, says why, and nev
     assert.deepEqual(wasmBuildsSent(from), ['cpu']);
   } finally {
     await browser.close();
+  }
+});
+
+/** An uncompressed 16-bit grey TIFF (little-endian, one strip) of a bright disc fading out, with stripes. */
+function greyTiff16(w, h) {
+  const entries = [[256, 3, w], [257, 3, h], [258, 3, 16], [259, 3, 1], [262, 3, 1], [273, 4, 0], [277, 3, 1], [278, 3, h], [279, 4, w * h * 2]];
+  const data = 8 + 2 + entries.length * 12 + 4;
+  entries[5][2] = data; // StripOffsets
+  const buf = Buffer.alloc(data + w * h * 2);
+  buf.write('II', 0, 'latin1');
+  buf.writeUInt16LE(42, 2);
+  buf.writeUInt32LE(8, 4);
+  buf.writeUInt16LE(entries.length, 8);
+  entries.forEach(([tag, type, value], i) => {
+    const at = 10 + i * 12;
+    buf.writeUInt16LE(tag, at);
+    buf.writeUInt16LE(type, at + 2);
+    buf.writeUInt32LE(1, at + 4);
+    if (type === 3) buf.writeUInt16LE(value, at + 8);
+    else buf.writeUInt32LE(value, at + 8);
+  });
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const fade = Math.max(0, 1 - Math.hypot(x - w / 2, y - h / 2) / (w / 2));
+      buf.writeUInt16LE(Math.round(65535 * fade * (0.7 + 0.3 * Math.sin(x / 4))), data + (y * w + x) * 2);
+    }
+  }
+  return buf;
+}
+
+test('the CPU-only build has the WebGPU build decode TIFF and WebP files, and they classify as the CLI classifies them', async () => {
+  const browser = await launch(WEBGPU_FLAGS);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-formats-'));
+  try {
+    const context = await browser.newContext();
+    const from = answers.length;
+    const { page, errors } = await openContextPage(context, url);
+    assert.equal((await backendBadge(page)).kind, 'cpu');
+    const jpeg = await classifySample(page, 'glioma');
+    assert.equal(jpeg.status, 'ok', jpeg.text);
+    assert.deepEqual(wasmBuildsSent(from), ['cpu'], 'a JPEG needs only the CPU build');
+    const files = { TIFF: path.join(dir, 'grey16.tiff'), WebP: path.join(dir, 'disc.webp') };
+    fs.writeFileSync(files.TIFF, greyTiff16(96, 80));
+    // Chromium's own WebP encoder makes the WebP file.
+    const webp = await page.evaluate(async () => {
+      const canvas = new OffscreenCanvas(96, 80);
+      const g = canvas.getContext('2d');
+      const disc = g.createRadialGradient(48, 40, 4, 48, 40, 44);
+      disc.addColorStop(0, '#eee');
+      disc.addColorStop(1, '#111');
+      g.fillStyle = disc;
+      g.fillRect(0, 0, 96, 80);
+      const blob = await canvas.convertToBlob({ type: 'image/webp', quality: 0.9 });
+      return [...new Uint8Array(await blob.arrayBuffer())];
+    });
+    assert.equal(Buffer.from(webp.slice(8, 12)).toString('latin1'), 'WEBP');
+    fs.writeFileSync(files.WebP, Buffer.from(webp));
+    const shown = await classifyInPage(page, Object.values(files));
+    const native = cliPredict(Object.values(files));
+    Object.entries(files).forEach(([format, file], i) => {
+      const r = shown.find((s) => s.file === path.basename(file));
+      assert.equal(r?.status, 'ok', `${format}: ${r?.text}`);
+      assert.equal(r.format, format);
+      assert.equal(r.backend, 'cpu');
+      assert.equal(r.label, native[i].label, format);
+      for (const [c, p] of Object.entries(native[i].probabilities)) {
+        assert.ok(Math.abs(r.probabilities[c] - p) <= 1e-4, `${format} ${c}: page ${r.probabilities[c]} vs CLI ${p}`);
+      }
+    });
+    assert.deepEqual(wasmBuildsSent(from), ['cpu', 'gpu'], 'the WebGPU build was fetched to decode them');
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

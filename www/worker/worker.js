@@ -77,6 +77,25 @@ async function fullEngine(engine, id, why) {
   self.wasmMemory = next.memory;
   return next;
 }
+/**
+ * The CPU build decodes JPEG, PNG, BMP and DICOM, not TIFF or WebP (a smaller
+ * first download; the Cargo feature `all-formats`). For those it answers
+ * kind `format-elsewhere`: the worker then loads the WebGPU build once, only
+ * to decode with it, and the loaded model classifies the decoded pixels
+ * (`decode_pixels`, `classify_pixels`): the same samples, the same result.
+ */
+let decoder = null;
+async function decodeElsewhere(id, image, options) {
+  postMessage({ id, status: 'loading the full engine to decode this format' });
+  decoder ??= instantiate(GPU_BUILD).catch((e) => {
+    decoder = null;
+    throw { kind: 'decode', message: `decoding this format needs the full engine, which could not be loaded (${e.message || e}); connect to the internet once, or save the image as PNG` };
+  });
+  const full = await decoder;
+  postMessage({ id, status: 'classifying the decoded image' });
+  return full.MriScreen.decode_pixels(image, options);
+}
+
 // Time per operation of the loaded model on the CPU backend, `runs` inferences (scripts/bench-browser.mjs --profile).
 self.profileModel = (runs) => screen.profile(runs);
 let screen = null;  // the loaded MriScreen
@@ -265,7 +284,13 @@ async function classify(id, args) {
   let p;
   try {
     classifying = id;
-    p = await screen.classify(new Uint8Array(args.image), options);
+    const image = new Uint8Array(args.image);
+    try {
+      p = await screen.classify(image, options);
+    } catch (e) {
+      if (errorOf(e).kind !== 'format-elsewhere') throw e;
+      p = await screen.classify_pixels(await decodeElsewhere(id, image, options));
+    }
   } catch (e) {
     // A failed map or submit often arrives before the device's `lost` promise settles: give it a moment.
     if (onGpu && !gpuLost) await Promise.race([self.gpuDevices.at(-1)?.lost, new Promise((r) => setTimeout(r, 500))]);
