@@ -54,9 +54,31 @@ pub fn expand_weights(model: &mut ModelProto) -> Result<usize, ExpandError> {
     let mut kept = Vec::with_capacity(graph.node.len());
     let mut folded = 0;
     let mut expanded_bytes = inits.values().filter(|t| t.data_type == DataType::Float as i32).map(|t| element_count(&t.dims) * 4).sum::<usize>();
-    for node in std::mem::take(&mut graph.node) {
-        let Some(t) = fold(&node, &inits)? else {
-            kept.push(node);
+    let nodes = std::mem::take(&mut graph.node);
+    // How many nodes (and graph outputs) read each value.
+    let mut readers: HashMap<&str, usize> = HashMap::new();
+    for name in nodes.iter().flat_map(|n| n.input.iter()).chain(graph.output.iter().map(|o| &o.name)) {
+        *readers.entry(name.as_str()).or_default() += 1;
+    }
+    for node in &nodes {
+        // A Cast from float to float (after a DequantizeLinear with float16 scales) whose input
+        // nothing else reads: the same tensor under the Cast's name, moved rather than copied.
+        if let Some(t) = sole_float_cast(node, &readers).and_then(|input| inits.remove_entry(input)) {
+            let (input, mut t) = t;
+            if t.data_type != DataType::Float as i32 {
+                inits.insert(input, t);
+            } else {
+                t.name = node.output[0].clone();
+                if !inits.contains_key(&t.name) {
+                    order.push(t.name.clone());
+                }
+                inits.insert(t.name.clone(), t);
+                folded += 1;
+                continue;
+            }
+        }
+        let Some(t) = fold(node, &inits)? else {
+            kept.push(node.clone());
             continue;
         };
         if t.data_type == DataType::Float as i32 {
@@ -86,6 +108,13 @@ pub fn expand_weights(model: &mut ModelProto) -> Result<usize, ExpandError> {
     Ok(folded)
 }
 
+/// The input of `node` if it is a Cast to float whose input only it reads.
+fn sole_float_cast<'a>(node: &'a NodeProto, readers: &HashMap<&str, usize>) -> Option<&'a str> {
+    let to_float = node.op_type == "Cast" && node.domain.is_empty() && attr(node, "to").is_some_and(|a| a.i == DataType::Float as i64);
+    let input = node.input.first().filter(|i| !i.is_empty())?;
+    (to_float && node.output.first().is_some_and(|o| !o.is_empty()) && readers.get(input.as_str()) == Some(&1)).then_some(input.as_str())
+}
+
 /// The constant `node` computes, if it is one we evaluate.
 fn fold(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<Option<TensorProto>, ExpandError> {
     let Some(output) = node.output.first().filter(|o| !o.is_empty()) else { return Ok(None) };
@@ -112,13 +141,15 @@ fn fold(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Result<Option
 /// `v` rounded to the nearest float16 (ties to even) and back: what
 /// `half::f16::from_f32(v).to_f32()` gives, computed in place for float16's
 /// normal range below 2^15 (where weights live) by rounding float32's
-/// mantissa to float16's 10 bits; zeros, subnormals, large values, infinities
-/// and NaN take `half`'s conversion.
+/// mantissa to float16's 10 bits, and for zeros; subnormals, large values,
+/// infinities and NaN take `half`'s conversion.
 pub fn round_to_f16(v: f32) -> f32 {
     let bits = v.to_bits();
     // Biased float32 exponents 113..=141: 2^-14 <= |v| < 2^15.
     if (113..=141).contains(&((bits >> 23) & 0xFF)) {
         f32::from_bits(bits.wrapping_add(0x0FFF + ((bits >> 13) & 1)) & !0x1FFF)
+    } else if bits << 1 == 0 {
+        v // ±0, common among quantized weights
     } else {
         half::f16::from_f32(v).to_f32()
     }
@@ -150,9 +181,11 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
         return Err(refuse(node, format!("block_size {block} is negative")));
     }
     let block = block as usize;
+    let f16 = scale_t.data_type == DataType::Float16 as i32;
     let mut y = Vec::with_capacity(x.len());
+    let mut put = |v: f32| y.push(if f16 { round_to_f16(v) } else { v });
     if scale.len() == 1 && block == 0 {
-        y.extend(x.iter().map(|&q| (q - zero[0]) * scale[0]));
+        x.iter().for_each(|&q| put((q - zero[0]) * scale[0]));
     } else {
         let axis = if axis < 0 { axis + rank } else { axis };
         if !(0..rank).contains(&axis) {
@@ -164,15 +197,17 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
         if inner == 0 || len == 0 {
             return Err(refuse(node, "the quantized tensor is empty"));
         }
-        // x in rows of `inner` elements, one row per (outer index, index `c` along the axis).
-        let rows = x.chunks_exact(inner).enumerate().map(|(r, row)| (r / len, r % len, row));
+        let outers = x.len() / (inner * len);
         if block == 0 {
+            // x in rows of `inner` elements: for each outer index, `len` rows, one per index along the axis.
+            let mut rows = x.chunks_exact(inner);
             if scale.len() != len {
                 return Err(refuse(node, format!("{} scales for an axis of length {len}", scale.len())));
             }
-            for (_, c, row) in rows {
-                let (z, s) = (zero[c], scale[c]);
-                y.extend(row.iter().map(|&q| (q - z) * s));
+            for _ in 0..outers {
+                for (&z, &s) in zero.iter().zip(&scale) {
+                    rows.next().into_iter().flatten().for_each(|&q| put((q - z) * s));
+                }
             }
         } else {
             // Blocked: the scale has x's shape with the axis divided into blocks.
@@ -181,15 +216,23 @@ pub fn dequantize(node: &NodeProto, inits: &HashMap<String, TensorProto>) -> Res
             if dims_usize(&scale_t.dims) != want {
                 return Err(refuse(node, format!("blocked scale has shape {:?}; {want:?} expected for blocks of {block}", scale_t.dims)));
             }
-            for (outer, c, row) in rows {
-                let at = (outer * blocks + c / block) * inner;
-                let (s, z) = (&scale[at..at + inner], &zero[at..at + inner]);
-                y.extend(row.iter().zip(s).zip(z).map(|((&q, &s), &z)| (q - z) * s));
+            // For each outer index: `blocks` runs of `block` rows (the last may be shorter), each run
+            // with one row of `inner` scales and zero points.
+            let params = scale.chunks_exact(blocks * inner).zip(zero.chunks_exact(blocks * inner));
+            for (x, (scale, zero)) in x.chunks_exact(len * inner).zip(params) {
+                let params = scale.chunks_exact(inner).zip(zero.chunks_exact(inner));
+                for (run, (s, z)) in x.chunks(block * inner).zip(params) {
+                    if inner == 1 {
+                        let (s, z) = (s[0], z[0]);
+                        run.iter().for_each(|&q| put((q - z) * s));
+                    } else {
+                        for row in run.chunks_exact(inner) {
+                            row.iter().zip(s).zip(z).for_each(|((&q, &s), &z)| put((q - z) * s));
+                        }
+                    }
+                }
             }
         }
-    }
-    if scale_t.data_type == DataType::Float16 as i32 {
-        y.iter_mut().for_each(|v| *v = round_to_f16(*v));
     }
     Ok(f32_tensor(output, &dims, &y))
 }

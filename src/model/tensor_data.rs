@@ -76,9 +76,9 @@ pub fn unpack_4bit(bytes: &[u8], n: usize, signed: bool) -> Vec<f32> {
 /// Little-endian bytes of `values` (an initializer's `raw_data`), written
 /// into one allocation of the final size.
 pub fn le_bytes<T: Copy, const N: usize>(values: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(values.len() * N);
-    for &v in values {
-        raw.extend_from_slice(&to_le(v));
+    let mut raw = vec![0; values.len() * N];
+    for (bytes, &v) in raw.chunks_exact_mut(N).zip(values) {
+        bytes.copy_from_slice(&to_le(v));
     }
     raw
 }
