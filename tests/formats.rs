@@ -67,3 +67,30 @@ fn progressive_jpeg_decodes_to_the_right_size() {
     let d = mriscreen::decode::decode(&bytes, &Default::default()).unwrap();
     assert_eq!((d.image.width(), d.image.height()), (48, 64));
 }
+
+/// What the page's CPU-only engine does with a TIFF or WebP file: another
+/// build decodes it into `Pixels` and this one classifies those. The result
+/// must be the direct one's, in every field the page shows.
+#[test]
+fn classifying_decoded_pixels_gives_the_direct_result() {
+    let c = &mut Classifier::new(&common::tiny_model(), &LoadOptions::default()).unwrap();
+    let files = [
+        (common::encode(&DynamicImage::ImageLuma16(common::phantom16(80, 64)), ImageFormat::Tiff), "TIFF"),
+        (common::encode(&common::phantom_rgb(80, 64).into(), ImageFormat::WebP), "WebP"),
+    ];
+    for (bytes, format) in files {
+        let direct = block_on(c.classify(&bytes)).unwrap();
+        let pixels = Classifier::decode_pixels(&bytes, &Default::default(), None).unwrap();
+        assert_eq!(pixels.format, format);
+        let relayed = block_on(c.classify_pixels(pixels.clone())).unwrap();
+        assert_eq!((relayed.format.as_str(), relayed.frames, relayed.frame), (format, 1, 0));
+        assert_eq!(relayed.label, direct.label, "{format}");
+        for (a, b) in relayed.probabilities.iter().zip(&direct.probabilities) {
+            assert_eq!((a.class.as_str(), a.probability), (b.class.as_str(), b.probability), "{format}");
+        }
+        // Pixels that do not make the image they claim are refused, not guessed at.
+        let short = mriscreen::decode::Pixels { data: pixels.data[..pixels.data.len() - 1].to_vec(), ..pixels };
+        let e = block_on(c.classify_pixels(short)).unwrap_err().to_string();
+        assert!(e.contains("do not make a 80 × 64"), "{e}");
+    }
+}
