@@ -4,7 +4,7 @@
 
 use crate::backend::timing::{Phase, Profile, Stopwatch};
 use crate::backend::{BackendChoice, BackendKind, BackendStatus, Engine, FeatureMap};
-use crate::decode::{self, DecodeError, Limits, Pixels};
+use crate::decode::{self, Decoded, Limits, Pixels};
 use crate::familiar::{self, Familiarity};
 use crate::heatmap::{self, CamWeights, Geometry, Heatmap, Preview};
 use crate::input_check;
@@ -197,7 +197,11 @@ impl Classifier {
     pub async fn classify_frame(&mut self, image: &[u8], frame: Option<u32>) -> Result<Prediction, Error> {
         let t0 = Instant::now();
         let decoded = decode::decode_frame(image, &self.limits, frame)?;
-        let decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+        self.classify_decoded(decoded, t0.elapsed().as_secs_f64() * 1e3).await
+    }
+
+    /// Classifies a decoded file, with what the result says of the file.
+    async fn classify_decoded(&mut self, decoded: Decoded, decode_ms: f64) -> Result<Prediction, Error> {
         let mut p = self.classify_image(&decoded.image).await?;
         p.timings.decode_ms = decode_ms;
         p.format = decoded.format.to_string();
@@ -221,23 +225,9 @@ impl Classifier {
     /// file with the full engine); held to this classifier's limits like a
     /// file it decodes itself.
     pub async fn classify_pixels(&mut self, pixels: Pixels) -> Result<Prediction, Error> {
-        let (width, height) = (pixels.width, pixels.height);
-        let px = u64::from(width) * u64::from(height);
-        if px > self.limits.max_pixels {
-            return Err(DecodeError::TooManyPixels { width, height, pixels: px, limit: self.limits.max_pixels }.into());
-        }
-        if width < self.limits.min_side || height < self.limits.min_side {
-            return Err(DecodeError::TooSmall { width, height, min: self.limits.min_side }.into());
-        }
-        let (format, decode_ms) = (pixels.format.clone(), pixels.decode_ms);
-        let image = pixels.into_image()?;
-        let mut p = self.classify_image(&image).await?;
-        p.timings.decode_ms = decode_ms;
-        p.format = format;
-        p.frames = 1;
-        p.frame = 0;
-        p.dicom = None;
-        Ok(p)
+        let decode_ms = pixels.decode_ms;
+        let decoded = pixels.into_decoded(&self.limits)?;
+        self.classify_decoded(decoded, decode_ms).await
     }
 
     /// Classifies an already decoded image.

@@ -22,6 +22,7 @@
 pub mod dicom;
 mod raster;
 
+use crate::model::tensor_data::le_bytes;
 use dicom::DicomSummary;
 use image::DynamicImage;
 
@@ -41,6 +42,21 @@ impl Default for Limits {
     /// at least 16 pixels a side.
     fn default() -> Self {
         Limits { max_bytes: 64 << 20, max_pixels: 64_000_000, min_side: 16 }
+    }
+}
+
+impl Limits {
+    /// Holds an image's size (from its header, before any pixel buffer) to
+    /// `max_pixels` and `min_side`.
+    pub fn check_size(&self, width: u32, height: u32) -> Result<(), DecodeError> {
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels {
+            return Err(DecodeError::TooManyPixels { width, height, pixels, limit: self.max_pixels });
+        }
+        if width < self.min_side || height < self.min_side {
+            return Err(DecodeError::TooSmall { width, height, min: self.min_side });
+        }
+        Ok(())
     }
 }
 
@@ -134,25 +150,26 @@ impl Pixels {
     pub fn of(decoded: &Decoded, decode_ms: f64) -> Pixels {
         let image = &decoded.image;
         let data = match image {
-            DynamicImage::ImageLuma16(i) => le(i.as_raw(), u16::to_le_bytes),
-            DynamicImage::ImageLumaA16(i) => le(i.as_raw(), u16::to_le_bytes),
-            DynamicImage::ImageRgb16(i) => le(i.as_raw(), u16::to_le_bytes),
-            DynamicImage::ImageRgba16(i) => le(i.as_raw(), u16::to_le_bytes),
-            DynamicImage::ImageRgb32F(i) => le(i.as_raw(), f32::to_le_bytes),
-            DynamicImage::ImageRgba32F(i) => le(i.as_raw(), f32::to_le_bytes),
+            DynamicImage::ImageLuma16(i) => le_bytes(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageLumaA16(i) => le_bytes(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageRgb16(i) => le_bytes(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageRgba16(i) => le_bytes(i.as_raw(), u16::to_le_bytes),
+            DynamicImage::ImageRgb32F(i) => le_bytes(i.as_raw(), f32::to_le_bytes),
+            DynamicImage::ImageRgba32F(i) => le_bytes(i.as_raw(), f32::to_le_bytes),
             other => other.as_bytes().to_vec(),
         };
         Pixels { format: decoded.format.to_string(), width: image.width(), height: image.height(), color: format!("{:?}", image.color()), data, decode_ms }
     }
 
-    /// The image again; an unknown layout or a byte count that does not match it is refused.
-    pub fn into_image(self) -> Result<DynamicImage, DecodeError> {
-        let (w, h) = (self.width, self.height);
+    /// The decoded single-frame image again, its size held to `limits`; an
+    /// unknown format or sample layout, or a byte count that does not match
+    /// the layout, is refused.
+    pub fn into_decoded(self, limits: &Limits) -> Result<Decoded, DecodeError> {
+        let Pixels { format, width: w, height: h, color, data, .. } = self;
         let bad = |detail: String| DecodeError::Corrupt { format: "decoded pixels", detail };
-        let wrong = || bad(format!("{} bytes do not make a {w} × {h} {} image", self.data.len(), self.color));
-        let u16s = || self.data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect::<Vec<_>>();
-        let f32s = || self.data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<_>>();
-        let (samples, size) = match self.color.as_str() {
+        let format = raster::FORMATS.iter().copied().find(|f| *f == format).ok_or_else(|| bad(format!("unknown image format {format:?}")))?;
+        limits.check_size(w, h)?;
+        let (samples, size) = match color.as_str() {
             "L8" => (1, 1),
             "La8" => (2, 1),
             "Rgb8" => (3, 1),
@@ -165,27 +182,27 @@ impl Pixels {
             "Rgba32F" => (4, 4),
             other => return Err(bad(format!("unknown sample layout {other:?}"))),
         };
-        if self.data.len() as u64 != u64::from(w) * u64::from(h) * samples * size {
-            return Err(wrong());
+        if data.len() as u64 != u64::from(w) * u64::from(h) * samples * size {
+            return Err(bad(format!("{} bytes do not make a {w} × {h} {color} image", data.len())));
         }
-        let image = match self.color.as_str() {
-            "L8" => image::GrayImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageLuma8),
-            "La8" => image::GrayAlphaImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageLumaA8),
-            "Rgb8" => image::RgbImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageRgb8),
-            "Rgba8" => image::RgbaImage::from_raw(w, h, self.data.clone()).map(DynamicImage::ImageRgba8),
+        let u16s = || data.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect::<Vec<_>>();
+        let f32s = || data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<_>>();
+        // The length was checked, so every buffer fits its dimensions.
+        let image = match color.as_str() {
             "L16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageLuma16),
             "La16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageLumaA16),
             "Rgb16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageRgb16),
             "Rgba16" => image::ImageBuffer::from_raw(w, h, u16s()).map(DynamicImage::ImageRgba16),
-            "Rgb32F" => image::Rgb32FImage::from_raw(w, h, f32s()).map(DynamicImage::ImageRgb32F),
-            _ => image::Rgba32FImage::from_raw(w, h, f32s()).map(DynamicImage::ImageRgba32F),
+            "Rgb32F" => image::ImageBuffer::from_raw(w, h, f32s()).map(DynamicImage::ImageRgb32F),
+            "Rgba32F" => image::ImageBuffer::from_raw(w, h, f32s()).map(DynamicImage::ImageRgba32F),
+            "L8" => image::ImageBuffer::from_raw(w, h, data).map(DynamicImage::ImageLuma8),
+            "La8" => image::ImageBuffer::from_raw(w, h, data).map(DynamicImage::ImageLumaA8),
+            "Rgb8" => image::ImageBuffer::from_raw(w, h, data).map(DynamicImage::ImageRgb8),
+            _ => image::ImageBuffer::from_raw(w, h, data).map(DynamicImage::ImageRgba8),
         };
-        image.ok_or_else(wrong)
+        let image = image.ok_or_else(|| bad(format!("the samples do not make a {w} × {h} {color} image")))?;
+        Ok(Decoded { image, format, frames: 1, frame: 0, dicom: None })
     }
-}
-
-fn le<T: Copy, const N: usize>(values: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
-    crate::model::tensor_data::le_bytes(values, to_le)
 }
 
 pub(crate) fn unknown_format(bytes: &[u8]) -> DecodeError {
@@ -226,12 +243,17 @@ mod tests {
             let decoded = Decoded { image: image.clone(), format: "TIFF", frames: 1, frame: 0, dicom: None };
             let pixels = Pixels::of(&decoded, 1.5);
             assert_eq!((pixels.format.as_str(), pixels.decode_ms), ("TIFF", 1.5));
-            assert_eq!(pixels.clone().into_image().unwrap(), image, "{}", pixels.color);
+            let limits = Limits { min_side: 1, ..Limits::default() };
+            assert_eq!(pixels.clone().into_decoded(&limits).unwrap().image, image, "{}", pixels.color);
             let short = Pixels { data: pixels.data[1..].to_vec(), ..pixels.clone() };
-            assert!(short.into_image().unwrap_err().to_string().contains("do not make a 3 × 2"), "{}", pixels.color);
+            assert!(short.into_decoded(&limits).unwrap_err().to_string().contains("do not make a 3 × 2"), "{}", pixels.color);
+            assert!(matches!(pixels.into_decoded(&Limits::default()), Err(DecodeError::TooSmall { .. })));
         }
         let odd = Pixels { format: "TIFF".into(), width: 1, height: 1, color: "Cmyk8".into(), data: vec![0; 4], decode_ms: 0.0 };
-        assert!(odd.into_image().unwrap_err().to_string().contains("unknown sample layout"));
+        let limits = Limits { min_side: 1, ..Limits::default() };
+        assert!(odd.clone().into_decoded(&limits).unwrap_err().to_string().contains("unknown sample layout"));
+        let gif = Pixels { format: "GIF".into(), color: "L8".into(), data: vec![0], ..odd };
+        assert!(gif.into_decoded(&limits).unwrap_err().to_string().contains("unknown image format"));
     }
 
     #[test]

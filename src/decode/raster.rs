@@ -28,13 +28,7 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits, frame: Option<u32>) -> Resul
     reader.limits(image_limits);
     let mut decoder = reader.into_decoder().map_err(corrupt)?;
     let (width, height) = decoder.dimensions();
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(DecodeError::TooManyPixels { width, height, pixels, limit: limits.max_pixels });
-    }
-    if width < limits.min_side || height < limits.min_side {
-        return Err(DecodeError::TooSmall { width, height, min: limits.min_side });
-    }
+    limits.check_size(width, height)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
@@ -44,13 +38,16 @@ pub(super) fn decode(bytes: &[u8], limits: &Limits, frame: Option<u32>) -> Resul
     Ok(Decoded { image, format: name, frames: 1, frame: 0, dicom: None })
 }
 
+/// The names of the raster formats, as [`Decoded::format`] gives them.
+pub(super) const FORMATS: [&str; 5] = ["JPEG", "PNG", "BMP", "TIFF", "WebP"];
+
 fn format_name(format: ImageFormat) -> &'static str {
     match format {
-        ImageFormat::Jpeg => "JPEG",
-        ImageFormat::Png => "PNG",
-        ImageFormat::Bmp => "BMP",
-        ImageFormat::Tiff => "TIFF",
-        ImageFormat::WebP => "WebP",
+        ImageFormat::Jpeg => FORMATS[0],
+        ImageFormat::Png => FORMATS[1],
+        ImageFormat::Bmp => FORMATS[2],
+        ImageFormat::Tiff => FORMATS[3],
+        ImageFormat::WebP => FORMATS[4],
         _ => "other",
     }
 }

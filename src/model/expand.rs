@@ -63,19 +63,15 @@ pub fn expand_weights(model: &mut ModelProto) -> Result<usize, ExpandError> {
     for node in &nodes {
         // A Cast from float to float (after a DequantizeLinear with float16 scales) whose input
         // nothing else reads: the same tensor under the Cast's name, moved rather than copied.
-        if let Some(t) = sole_float_cast(node, &readers).and_then(|input| inits.remove_entry(input)) {
-            let (input, mut t) = t;
-            if t.data_type != DataType::Float as i32 {
-                inits.insert(input, t);
-            } else {
-                t.name = node.output[0].clone();
-                if !inits.contains_key(&t.name) {
-                    order.push(t.name.clone());
-                }
-                inits.insert(t.name.clone(), t);
-                folded += 1;
-                continue;
+        let float = |input: &&str| inits.get(*input).is_some_and(|t| t.data_type == DataType::Float as i32);
+        if let Some(mut t) = sole_float_cast(node, &readers).filter(float).and_then(|input| inits.remove(input)) {
+            t.name = node.output[0].clone();
+            if !inits.contains_key(&t.name) {
+                order.push(t.name.clone());
             }
+            inits.insert(t.name.clone(), t);
+            folded += 1;
+            continue;
         }
         let Some(t) = fold(node, &inits)? else {
             kept.push(node.clone());
