@@ -28,12 +28,21 @@ after(async () => {
 /** Status of every row of the results table, by file name. */
 const rowStatus = (page) => page.$$eval('#results-rows tr', (trs) => Object.fromEntries(trs.map((tr) => [tr.dataset.file, tr.dataset.status])));
 
-/** From now on the page counts the workers it starts, in `window.workersStarted`. */
+/**
+ * From now on the page counts the workers it starts, in `window.workersStarted`;
+ * while `window.crashNewWorkers` is true, each new one is named so that it dies
+ * on its first scan (worker.js reads `fault=crash` from its name before any
+ * request can arrive, which injecting after Playwright reports the worker
+ * could not guarantee).
+ */
 const countWorkers = (page) => page.evaluate(() => {
   window.workersStarted = 0;
   const Original = window.Worker;
   window.Worker = class extends Original {
-    constructor(...args) { super(...args); window.workersStarted += 1; }
+    constructor(url, options) {
+      super(url, window.crashNewWorkers ? { ...options, name: `${options?.name ?? ''} fault=crash` } : options);
+      window.workersStarted += 1;
+    }
   };
 });
 
@@ -57,14 +66,13 @@ test('the worker dies mid-scan: a fresh one retries the scan once, and a second 
   assert.match(badge.reason, /worker crashed while classifying .*injected crash.* and was restarted/);
 
   // Every worker from now on dies on its first scan: the retry dies too, and the scan is reported.
-  const crashEvery = (w) => injectFault(w, 'crash').catch(() => {});
-  page.on('worker', crashEvery);
+  await page.evaluate(() => { window.crashNewWorkers = true; });
   await injectFault(started[0], 'crash');
   const [sample] = samples();
   const failed = await classifySample(page, 'meningioma');
   assert.equal(failed.status, 'error', failed.text);
   assert.match(failed.text, /worker failed.*injected crash/);
-  page.off('worker', crashEvery);
+  await page.evaluate(() => { window.crashNewWorkers = false; });
   // The next scan gets a working worker (restarted after the reported failure).
   const next = await classifySample(page, sample.class);
   assert.equal(next.status, 'ok', next.text);

@@ -9,6 +9,9 @@ import { LOAD_MODEL, CLASSIFY } from '../protocol/messages.js';
  * names the worker `mriscreen backend=auto|cpu|gpu`).
  */
 const choice = /backend=(cpu|gpu)\b/.exec(self.name ?? '')?.[1] ?? 'auto';
+// Fault injection (tests only, tests/browser/faults.test.mjs): a worker named with `fault=crash`
+// dies on its first scan, as one whose fault is set later does (`self.mriscreenFault`).
+if (/\bfault=crash\b/.test(self.name ?? '')) self.mriscreenFault = 'crash';
 
 /**
  * Two builds of the wasm (scripts/build-web): pkg/mriscreen.js runs on the CPU
