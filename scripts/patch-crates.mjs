@@ -1,4 +1,4 @@
-// Writes patched copies of two dependencies (the versions Cargo.lock names)
+// Writes patched copies of three dependencies (the versions Cargo.lock names)
 // for the page's wasm builds (docs/architecture.md, "Two wasm modules"; called
 // by scripts/build-web, which points cargo at them with `--config patch`):
 //
@@ -16,6 +16,14 @@
 //   repertoire whatever the character set (Modality, Photometric
 //   Interpretation, VOI LUT Function, the image's numbers: CS, DS, IS, US),
 //   never names or descriptions, so nothing it shows or computes changes.
+// - wonnx, fusing a Clip into the convolution before it (`ConvClip`), as it
+//   already fuses a Relu (`ConvRelu`): its convolution shaders have a Clip
+//   activation, which only its compiler's op lists and the bounds were
+//   missing. MobileNets' ReLU6 (Clip 0..6) after each convolution was a
+//   compute pass of its own over the activation, about a quarter of a
+//   random-weight MobileNetV2's time on SwiftShader, measured 2026-12-06
+//   (`node scripts/bench-browser.mjs --profile --backend gpu`). The native
+//   build keeps crates.io's wonnx and runs the Clip as its own pass.
 //
 //   node scripts/patch-crates.mjs OUT_DIR      (writes OUT_DIR/<crate>)
 //
@@ -73,15 +81,66 @@ function withoutEastAsianTables(text, file) {
   return out.replace(imports, `use encoding::all::{${['ASCII', ...names].join(', ')}};`);
 }
 
+/** `text` with `from` replaced by `to`, where `from` occurs exactly `count` times. */
+function replaceExactly(text, file, from, to, count = 1) {
+  const found = text.split(from).length - 1;
+  if (found !== count) fail(`expected ${count} of \`${from}\` in ${file}, found ${found}; wonnx changed, update this script`);
+  return text.split(from).join(to);
+}
+
+/// wonnx's optimizer fusing Conv → Clip into one ConvClip node (the Clip's bounds become its attributes).
+function withConvClipFusion(text, file) {
+  let out = replaceExactly(text, file, '["Conv", "Relu", ..] | ["Conv", "LeakyRelu", ..] => {', '["Conv", "Relu", ..] | ["Conv", "LeakyRelu", ..] | ["Conv", "Clip", ..] => {');
+  out = replaceExactly(out, file, '"Relu" => "ConvRelu",', '"Relu" => "ConvRelu",\n                        "Clip" => "ConvClip", // mriscreen (scripts/patch-crates.mjs)');
+  // A Clip's bounds are inputs (opset 11 on): constant ones become the fused node's attributes.
+  const copy = 'attributes.extend(relu_def.proto.get_attribute().iter().cloned());';
+  out = replaceExactly(out, file, copy, `${copy}
+                    // mriscreen: a Clip's constant bounds, as float-list attributes (scripts/patch-crates.mjs).
+                    if relu_def.proto.get_op_type() == "Clip" {
+                        for (input, name) in relu.inputs.iter().zip(CLIP_INPUT_NAMES).skip(1) {
+                            if let NodeDefinition::Tensor(t) = &input.source_node.definition {
+                                let value: Vec<f32> = if t.get_float_data().is_empty() {
+                                    pod_collect_to_vec(t.get_raw_data())
+                                } else {
+                                    t.get_float_data().to_vec()
+                                };
+                                attributes.push(attribute(*name, value));
+                            }
+                        }
+                    }`);
+  // Its 3x3 padding rewrite applies to the fused convolutions too.
+  return replaceExactly(out, file, '"Conv" | "ConvRelu" | "ConvLeakyRelu" => {', '"Conv" | "ConvRelu" | "ConvLeakyRelu" | "ConvClip" => {');
+}
+
+/// wonnx's compiler accepting ConvClip, with the Clip's bounds for the shaders' Clip activation.
+function withConvClipShaders(text, file) {
+  let out = replaceExactly(text, file, '"ConvLeakyRelu" | "ConvMish"', '"ConvLeakyRelu" | "ConvMish" | "ConvClip"', 2);
+  const alpha = 'let alpha = node.get_attribute_value("alpha", Some(0.01))?;\n                    context.insert("alpha", &alpha);';
+  return replaceExactly(out, file, alpha, `${alpha}
+                    // mriscreen: a fused Conv+Clip's bounds, written as wonnx writes a Clip's (scripts/patch-crates.mjs).
+                    if op == "ConvClip" {
+                        let min: Vec<f32> = node.get_attribute_value("min", Some(vec![f32::MIN]))?;
+                        let max: Vec<f32> = node.get_attribute_value("max", Some(vec![f32::MAX]))?;
+                        context.insert("min", &format!("{:.1}", min.first().copied().unwrap_or(f32::MIN)));
+                        context.insert("max", &format!("{:.1}", max.first().copied().unwrap_or(f32::MAX)));
+                    }`);
+}
+
+/// A crate as a path dependency gets its warnings shown, which crates.io's never are.
+function quiet(text) {
+  return `#![allow(warnings)] // mriscreen: a patched copy of a crates.io crate (scripts/patch-crates.mjs)\n${text}`;
+}
+
 const patches = [
-  { crate: 'tract-nnef', file: 'src/transform.rs', edit: withoutNnefRegistration },
-  { crate: 'dicom-encoding', file: 'src/text.rs', edit: withoutEastAsianTables },
+  { crate: 'tract-nnef', files: [['src/transform.rs', withoutNnefRegistration]] },
+  { crate: 'dicom-encoding', files: [['src/text.rs', withoutEastAsianTables]] },
+  { crate: 'wonnx', files: [['src/optimizer.rs', withConvClipFusion], ['src/compiler.rs', withConvClipShaders], ['src/lib.rs', quiet]] },
 ];
 
 const meta = JSON.parse(execFileSync('cargo', ['metadata', '--format-version', '1', '--filter-platform', 'wasm32-unknown-unknown'], {
   cwd: ROOT, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'inherit'],
 }).toString());
-for (const { crate, file, edit } of patches) {
+for (const { crate, files } of patches) {
   const pkg = meta.packages.find((p) => p.name === crate && p.source?.startsWith('registry+'));
   if (!pkg) fail(`Cargo.lock names no ${crate} from crates.io (is a patch already in Cargo.toml?)`);
   const src = path.dirname(pkg.manifest_path);
@@ -89,11 +148,11 @@ for (const { crate, file, edit } of patches) {
   const stamp = crypto.createHash('sha256').update(src).update(self).digest('hex');
   const stampFile = path.join(out, '.mriscreen-patch');
   if (fs.existsSync(stampFile) && fs.readFileSync(stampFile, 'utf8') === stamp) continue;
-  const patched = edit(fs.readFileSync(path.join(src, file), 'utf8'), path.join(src, file));
+  const patched = files.map(([file, edit]) => [file, edit(fs.readFileSync(path.join(src, file), 'utf8'), path.join(src, file))]);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.cpSync(src, out, { recursive: true });
-  fs.writeFileSync(path.join(out, file), patched);
+  for (const [file, text] of patched) fs.writeFileSync(path.join(out, file), text);
   fs.writeFileSync(stampFile, stamp);
 }
 console.log(outRoot);

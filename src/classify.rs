@@ -147,10 +147,10 @@ impl Classifier {
     }
 
     /// A per-operation profile of `runs` inferences on a fixed pseudo-random
-    /// input (the values do not change the time); the CPU backend only.
-    pub fn profile(&self, runs: usize) -> Result<Profile, Error> {
+    /// input (the values do not change the time), on the backend in use.
+    pub async fn profile(&self, runs: usize) -> Result<Profile, Error> {
         let input = crate::rng::Rng::new(1).vec(self.info.input.len(), -2.0, 2.0);
-        Ok(self.engine.profile(&input, runs)?)
+        Ok(self.engine.profile(&input, runs).await?)
     }
 
     /// Adds a [`Preview`] and, for a model with a `features` output, a

@@ -144,11 +144,11 @@ impl MriScreen {
         to_js(&self.inner.load_phases())
     }
 
-    /// Times every operation of `runs` inferences on the CPU backend
+    /// Times every operation of `runs` inferences on the backend in use
     /// (scripts/bench-browser.mjs --profile): `{ runs, total_ms, in_ops_ms,
     /// ops: [{ op, nodes, ms, share }], nodes: [{ node, op, output, ms }] }`.
-    pub fn profile(&self, runs: usize) -> Result<JsValue, WebError> {
-        to_js(&self.inner.profile(runs)?)
+    pub async fn profile(&self, runs: usize) -> Result<JsValue, WebError> {
+        to_js(&self.inner.profile(runs).await?)
     }
 
     /// Decodes one image file's bytes into `{ format, width, height, color,

@@ -79,3 +79,34 @@ fn exported_graphs_with_shape_arithmetic() {
     let torch = ThirdParty { flatten: FlattenStyle::ShapeGather, transposed_weight: true, ..Default::default() };
     check("pytorch-style view and transposed weight", &common::third_party(torch), Some(&["a", "b", "c"]));
 }
+
+#[test]
+fn the_gpu_profile_times_every_pass_on_the_device() {
+    use mriscreen::backend::GpuBackend;
+    use mriscreen::model::{LoadOptions, ModelPackage};
+    let bytes = random::mobilenet_v2(0.35, &opts(96, Precision::Fp32));
+    let package = ModelPackage::read(&bytes, &LoadOptions::default()).unwrap();
+    let gpu = block_on(GpuBackend::load(&package)).unwrap_or_else(|e| panic!("{e} (a Vulkan driver is needed: apt-get install mesa-vulkan-drivers)"));
+    let input = vec![0.5; package.info.input.len()];
+    // A warm-up first: llvmpipe compiles a shader at its first dispatch, inside the pass.
+    block_on(gpu.run(&input)).unwrap();
+    let p = block_on(gpu.profile(&input, 2)).unwrap_or_else(|e| panic!("on {}: {e}", gpu.adapter()));
+    eprintln!("{} runs on {}: {:.2} ms per inference, {:.2} ms in passes", p.runs, gpu.adapter(), p.total_ms, p.in_ops_ms);
+    for o in &p.ops {
+        eprintln!("  {:<28} {:>3} pass(es) {:>8.3} ms", o.op, o.nodes, o.ms);
+    }
+    assert_eq!(p.runs, 2);
+    // (The passes' sum is not compared with the wall time: llvmpipe's timestamps, unlike
+    // SwiftShader's in Chromium, can add up to more than the wall while other tests share the cores.)
+    assert!(p.in_ops_ms > 0.0 && p.total_ms > 0.0, "{} ms in passes of {} ms", p.in_ops_ms, p.total_ms);
+    // Every pass is named by the ONNX node it computes, and every convolution ran.
+    assert!(p.ops.iter().all(|o| !o.op.contains("unknown")), "{:?}", p.ops);
+    let convs: usize = p.ops.iter().filter(|o| o.op.starts_with("Conv")).map(|o| o.nodes).sum();
+    assert!(convs >= 52, "{convs} convolution passes");
+    for kind in ["Conv depthwise 3x3", "Conv 1x1", "Conv 3x3"] {
+        assert!(p.ops.iter().any(|o| o.op.starts_with(kind)), "no {kind} in {:?}", p.ops);
+    }
+    assert!((p.ops.iter().map(|o| o.share).sum::<f64>() - 1.0).abs() < 1e-9);
+    // Timing ends with the profile: later runs are plain ones and still agree.
+    assert_eq!(block_on(gpu.run(&input)).unwrap().logits.len(), package.info.classes.len());
+}

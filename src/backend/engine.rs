@@ -200,14 +200,13 @@ impl Engine {
         &self.load_phases
     }
 
-    /// A per-operation profile of `runs` inferences of `input`; the CPU backend only.
-    pub fn profile(&self, input: &[f32], runs: usize) -> Result<Profile, InferenceError> {
+    /// A per-operation profile of `runs` inferences of `input` on the
+    /// backend in use: tract's operations timed on the CPU, the compute
+    /// passes by the device's timestamps on WebGPU.
+    pub async fn profile(&self, input: &[f32], runs: usize) -> Result<Profile, InferenceError> {
         match &self.primary {
             Backend::Cpu(c) => c.profile(input, runs),
-            Backend::Gpu(_) => Err(InferenceError::Run {
-                backend: BackendKind::Gpu,
-                message: "the profile times tract's operations, so it runs on the CPU backend only (--backend cpu, ?backend=cpu)".into(),
-            }),
+            Backend::Gpu(g) => g.profile(input, runs).await,
         }
     }
 

@@ -4,8 +4,9 @@
 //! errors and device loss, which wgpu would otherwise turn into panics, are
 //! collected by the bridge and surface here as errors.
 
+use super::timing::Profile;
 use super::{BackendKind, FeatureMap, InferenceError, Outputs};
-use crate::model::{normalise, ModelPackage};
+use crate::model::{normalise, pb, ModelPackage};
 use prost::Message;
 use std::collections::HashMap;
 use wonnx::utils::{InputTensor, OutputTensor};
@@ -16,6 +17,9 @@ pub struct GpuBackend {
     logits: String,
     features: Option<(String, [usize; 3])>,
     adapter: String,
+    /// Each node of the model wonnx compiled: its name, kind and output
+    /// shape, which a profile reports (wonnx labels a pass with its node's name).
+    nodes: HashMap<String, (String, String)>,
 }
 
 fn failed(message: impl Into<String>) -> InferenceError {
@@ -57,7 +61,8 @@ impl GpuBackend {
             .await
             .map_err(|e| failed(format!("wonnx could not compile the model: {e}")))?;
         device_errors()?;
-        Ok(GpuBackend { session, input: info.input_name.clone(), logits: info.logits_name.clone(), features, adapter })
+        let nodes = node_kinds(&model);
+        Ok(GpuBackend { session, input: info.input_name.clone(), logits: info.logits_name.clone(), features, adapter, nodes })
     }
 
     /// The adapter in use, e.g. "SwiftShader Device (Vulkan)".
@@ -89,9 +94,96 @@ impl GpuBackend {
     }
 }
 
-fn output_dims(model: &crate::model::pb::ModelProto, name: &str) -> Option<Vec<usize>> {
-    use crate::model::pb::{tensor_shape_proto::dimension::Value, type_proto};
-    let out = model.graph.as_ref()?.output.iter().find(|o| o.name == name)?;
+impl GpuBackend {
+    /// Runs `input` `runs` times with every compute pass timed by the
+    /// device's own clock (a timestamp at each pass's start and end; wonnx
+    /// runs one pass per operation, or per fused Conv+Relu). `total_ms`
+    /// is the wall time of one inference, submission and read-back
+    /// included; `in_ops_ms` the passes' device time.
+    pub async fn profile(&self, input: &[f32], runs: usize) -> Result<Profile, InferenceError> {
+        let runs = runs.max(1);
+        wgpu::bridge::time_passes(true);
+        let timed = self.timed_runs(input, runs).await;
+        wgpu::bridge::time_passes(false);
+        let (passes, total_ms) = timed?;
+        if passes.is_empty() {
+            return Err(failed("this WebGPU device cannot time its passes (it has no timestamp queries), so there is no profile"));
+        }
+        let mut by_label: Vec<(String, String, String, f64)> = Vec::new();
+        let mut index: HashMap<String, usize> = HashMap::new();
+        for pass in passes {
+            let i = *index.entry(pass.label.clone()).or_insert_with(|| {
+                let (kind, output) = pass_kind(&self.nodes, &pass.label);
+                by_label.push((pass.label.clone(), kind, output, 0.0));
+                by_label.len() - 1
+            });
+            by_label[i].3 += pass.ms;
+        }
+        Ok(Profile::from_nodes(by_label, runs, total_ms))
+    }
+
+    /// The timed passes of `runs` inferences and the mean wall time of one.
+    async fn timed_runs(&self, input: &[f32], runs: usize) -> Result<(Vec<wgpu::bridge::PassTime>, f64), InferenceError> {
+        let mut passes = Vec::new();
+        let mut wall_ms = 0.0;
+        for _ in 0..runs {
+            let t = web_time::Instant::now();
+            self.run(input).await?;
+            wall_ms += t.elapsed().as_secs_f64() * 1e3;
+            passes.extend(wgpu::bridge::take_pass_times().await.map_err(failed)?);
+        }
+        Ok((passes, wall_ms / runs as f64))
+    }
+}
+
+/// What a pass labelled `label` computes and the shape it writes: wonnx
+/// labels a pass with its node's name, and two it fuses `a+b` (each node's
+/// first output).
+fn pass_kind(nodes: &HashMap<String, (String, String)>, label: &str) -> (String, String) {
+    let parts: Vec<&(String, String)> = label.split('+').filter_map(|part| nodes.get(part)).collect();
+    match parts.last() {
+        Some((_, output)) => (parts.iter().map(|(kind, _)| kind.as_str()).collect::<Vec<_>>().join("+"), output.clone()),
+        None => ("(unknown node)".to_string(), String::new()),
+    }
+}
+
+/// Each node's kind (its operator; a convolution also by its kernel, and
+/// whether it is depthwise) and output shape, by its name and by its first
+/// output's name.
+fn node_kinds(model: &pb::ModelProto) -> HashMap<String, (String, String)> {
+    let Some(graph) = &model.graph else { return HashMap::new() };
+    let dims = |name: &str| output_dims(model, name).map(|d| format!("{d:?}")).unwrap_or_default();
+    let weights: HashMap<&str, &[i64]> = graph.initializer.iter().map(|t| (t.name.as_str(), t.dims.as_slice())).collect();
+    graph
+        .node
+        .iter()
+        .flat_map(|node| {
+            let kind = match node.op_type.as_str() {
+                "Conv" => conv_kind(node, node.input.get(1).and_then(|w| weights.get(w.as_str())).copied()),
+                op => op.to_string(),
+            };
+            let output = node.output.first().map(|o| dims(o)).unwrap_or_default();
+            let names = [Some(&node.name), node.output.first()];
+            names.into_iter().flatten().map(move |name| (name.clone(), (kind.clone(), output.clone()))).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// "Conv 1x1", "Conv 3x3", or "Conv depthwise 3x3" (one input channel per group).
+fn conv_kind(node: &pb::NodeProto, weight: Option<&[i64]>) -> String {
+    let group = node.attribute.iter().find(|a| a.name == "group").map_or(1, |a| a.i);
+    match weight {
+        Some([out, 1, h, w]) if group > 1 && group == *out => format!("Conv depthwise {h}x{w}"),
+        Some([_, _, h, w]) => format!("Conv {h}x{w}"),
+        _ => "Conv".to_string(),
+    }
+}
+
+/// The fixed shape of graph output or intermediate value `name`.
+fn output_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>> {
+    use pb::{tensor_shape_proto::dimension::Value, type_proto};
+    let graph = model.graph.as_ref()?;
+    let out = graph.output.iter().chain(&graph.value_info).find(|o| o.name == name)?;
     let type_proto::Value::TensorType(t) = out.r#type.as_ref()?.value.as_ref()?;
     t.shape.as_ref()?.dim.iter().map(|d| match d.value {
         Some(Value::DimValue(v)) if v > 0 => Some(v as usize),

@@ -4,6 +4,7 @@
 //! wasm modules"). [`GpuBackend`] has no values, so every path that would
 //! run it ends at [`GpuBackend::load`]'s error.
 
+use super::timing::Profile;
 use super::{InferenceError, Outputs};
 use crate::model::ModelPackage;
 
@@ -32,6 +33,10 @@ impl GpuBackend {
     }
 
     pub async fn run(&self, _input: &[f32]) -> Result<Outputs, InferenceError> {
+        match *self {}
+    }
+
+    pub async fn profile(&self, _input: &[f32], _runs: usize) -> Result<Profile, InferenceError> {
         match *self {}
     }
 }

@@ -1,5 +1,5 @@
 //! Where the time goes: the phases of loading a model, and a profile of
-//! inference on the CPU backend by operation (`mriscreen bench --profile` and
+//! inference by operation on either backend (`mriscreen bench --profile` and
 //! `scripts/bench-browser.mjs --profile` write them; README, "Benchmark").
 
 use serde::Serialize;
@@ -35,15 +35,20 @@ impl Stopwatch {
     }
 }
 
-/// Mean time per inference spent in each kind of operation of the optimised
+/// Mean time per inference spent in each kind of operation, and in the
+/// slowest nodes. On the CPU the operations are those of the optimised
 /// graph tract runs (its names: e.g. `OptMatMul` for convolutions lowered to
-/// matrix products, `DepthWise`, `Im2col`), and in the slowest nodes.
+/// matrix products, `DepthWise`, `Im2col`); on WebGPU they are wonnx's
+/// compute passes, timed on the device and named by the ONNX node they
+/// compute (e.g. `Conv 1x1`, `Conv depthwise 3x3+Relu`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Profile {
     pub runs: usize,
     /// Mean wall time of one inference while profiled (the timing adds a little).
     pub total_ms: f64,
-    /// Mean of the operations' own times per inference; the rest of `total_ms` is tract's scheduling.
+    /// Mean of the operations' own times per inference; the rest of
+    /// `total_ms` is tract's scheduling, or on WebGPU the submission, the
+    /// read-back and the device's time between passes.
     pub in_ops_ms: f64,
     /// Operation kinds, slowest first.
     pub ops: Vec<OpTime>,
@@ -133,7 +138,7 @@ mod tests {
                 "heat-map weights"
             ]
         );
-        let p = c.profile(2).expect("profiles");
+        let p = crate::block_on(c.profile(2)).expect("profiles");
         assert_eq!(p.runs, 2);
         assert!(p.in_ops_ms > 0.0 && p.in_ops_ms <= p.total_ms, "{} of {}", p.in_ops_ms, p.total_ms);
         // Every convolution of the network ran somewhere in the optimised graph.

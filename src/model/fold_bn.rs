@@ -6,9 +6,10 @@
 //! Folded only where that is exact: constant float weights and statistics, an
 //! inference-mode BN with one output, and a conv output that nothing else reads.
 //! The trainer's own exports arrive folded already. Used by `quantize`
-//! (trainer) and by the CPU backend, which runs a folded copy of a graph that
+//! (trainer) and by both backends, which run a folded copy of a graph that
 //! has such pairs: tract fuses a BatchNorm after a depthwise convolution into
-//! an element-wise chain of its own, a pass over the activation per layer.
+//! an element-wise chain of its own, and wonnx runs each BatchNorm as a
+//! compute pass of its own: a pass over the activation per layer.
 
 use crate::model::builder::f32_tensor;
 use crate::model::pb::{ModelProto, NodeProto, TensorProto};

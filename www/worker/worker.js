@@ -99,7 +99,7 @@ async function decodeElsewhere(id, image, options) {
   return full.MriScreen.decode_pixels(image, options);
 }
 
-// Time per operation of the loaded model on the CPU backend, `runs` inferences (scripts/bench-browser.mjs --profile).
+// Time per operation of the loaded model on the backend in use, `runs` inferences (scripts/bench-browser.mjs --profile): a Promise.
 self.profileModel = (runs) => screen.profile(runs);
 let screen = null;  // the loaded MriScreen
 let queue = Promise.resolve();

@@ -43,8 +43,9 @@ pub struct Args {
     /// Alternating rounds of --compare (each backend `--runs` timed runs per round).
     #[arg(long, default_value_t = 2)]
     rounds: usize,
-    /// Also time every operation of the optimised graph over `--runs` more runs (CPU backend) and write the
-    /// profile by operation kind and the slowest nodes into the JSON (`profile`); the load's phases are always there.
+    /// Also time every operation over `--runs` more runs and write the profile by operation kind and the
+    /// slowest nodes into the JSON (`profile`): tract's optimised graph on the CPU, each compute pass by the
+    /// device's timestamps with --backend gpu. The load's phases are always there.
     #[arg(long)]
     profile: bool,
 }
@@ -186,7 +187,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         println!("ours {o:.2} ms vs onnxruntime {t:.2} ms: ratio {:.2} (median of {} alternating rounds)", o / t, a.rounds);
     }
     let profile = if a.profile {
-        let p = engine.profile(&input, a.runs)?;
+        let p = block_on(engine.profile(&input, a.runs))?;
         eprintln!("profile ({} runs, {:.2} ms per run, {:.2} ms in operations):", p.runs, p.total_ms, p.in_ops_ms);
         for o in p.ops.iter().take(8) {
             eprintln!("  {:<24} {:>3} node(s) {:>8.2} ms {:>5.1} %", o.op, o.nodes, o.ms, 100.0 * o.share);
