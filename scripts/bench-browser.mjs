@@ -9,10 +9,9 @@
 //   node scripts/bench-browser.mjs --profile [--runs 30] [--model FILE.onnx]
 //                                             # bench/browser/profile.json: where the CPU backend's
 //                                             # time goes in wasm, by operation, and the load's phases
-//   node scripts/bench-browser.mjs --profile --backend gpu [--gpu-runs 10] [--compare]
+//   node scripts/bench-browser.mjs --profile --backend gpu [--gpu-runs 10]
 //                                             # bench/browser/profile-webgpu.json: each WebGPU compute
-//                                             # pass timed on the device (SwiftShader here); with
-//                                             # --compare onnxruntime-web's WebGPU kernels beside them
+//                                             # pass timed on the device (SwiftShader here)
 //
 // --model times another ONNX file instead of the random-weight one made with
 // `mriscreen random-model` (--shape: its input's, for onnxruntime-web).
@@ -63,8 +62,7 @@ const memoryMode = argv.includes('--memory');
 const profileMode = argv.includes('--profile');
 const profileBackend = arg('backend', 'cpu');
 if (!['cpu', 'gpu'].includes(profileBackend)) throw new Error(`--backend ${profileBackend}: give cpu or gpu`);
-if (profileMode && memoryMode) throw new Error('--profile is a run of its own: leave out --memory');
-if (profileMode && compare && profileBackend !== 'gpu') throw new Error('--profile --compare profiles onnxruntime-web\'s WebGPU kernels beside ours: add --backend gpu');
+if (profileMode && (compare || memoryMode)) throw new Error('--profile is a run of its own: leave out --compare and --memory');
 if (compare && !memoryMode && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-'));
@@ -300,41 +298,8 @@ async function profileRun(backend, n) {
   }
 }
 
-/**
- * onnxruntime-web's WebGPU EP on the same file with its own profiling on: each kernel's device
- * time over `n` runs after a warm-up, grouped as our profile is (mean ms per run).
- */
-async function theirProfile(n) {
-  const browser = await launch([...WEBGPU_FLAGS, '--enable-webgpu-developer-features']);
-  try {
-    const { context } = await newSession(browser);
-    const page = await context.newPage();
-    const model = `/models/${path.basename(modelFile)}`;
-    await page.goto(`${url}ort/ort-bench.html?ep=webgpu&runs=${n}&profile=1&model=${encodeURIComponent(model)}&shape=${shape}`);
-    const r = await page.waitForFunction(() => window.ortBench, null, { timeout: 3_600_000 }).then((h) => h.jsonValue());
-    if (r.error) throw new Error(`onnxruntime-web webgpu: ${r.error}`);
-    if (!r.kernels?.length) throw new Error('onnxruntime-web reported no kernel times (does this adapter have timestamp queries?)');
-    const ops = new Map();
-    for (const k of r.kernels) {
-      const op = `${k.kernelType} (${k.programName})`;
-      const o = ops.get(op) ?? { op, kernels: 0, ms: 0 };
-      o.kernels += 1; o.ms += k.ms / n;
-      ops.set(op, o);
-    }
-    const inOps = [...ops.values()].reduce((a, o) => a + o.ms, 0);
-    return {
-      peer: `onnxruntime-web ${ortVersion} (WebGPU EP, env.webgpu.profiling)`, runs: n,
-      total_ms: round2(median(r.warm_ms)), in_ops_ms: round2(inOps),
-      ops: [...ops.values()].sort((a, b) => b.ms - a.ms).map((o) => ({ op: o.op, kernels_per_run: o.kernels / n, ms: round2(o.ms), share: round2(o.ms / inOps) })),
-    };
-  } finally {
-    await browser.close();
-  }
-}
-
 if (profileMode && profileBackend === 'gpu') {
   const r = await profileRun('gpu', gpuRuns);
-  const peer = compare ? await theirProfile(gpuRuns) : null;
   const report = {
     benchmark: 'where the WebGPU backend spends its time in the browser (SwiftShader here): every compute pass timed by the device\'s timestamps, and the load\'s phases',
     date: new Date().toISOString(), chromium: execFileSync('/usr/bin/chromium', ['--version']).toString().trim(),
@@ -342,18 +307,12 @@ if (profileMode && profileBackend === 'gpu') {
     model: { file: arg('model') ?? 'mriscreen random-model --alpha 1.0 --size 224', bytes: bytes.length, sha256 },
     definitions: {
       profile: 'mean milliseconds per inference by wonnx compute pass, named by the ONNX node it computes (Conv by kernel, depthwise or not; A+B where wonnx fused two), from the device\'s timestamps at each pass\'s start and end; in_ops_ms is their sum, total_ms one whole inference (submission and read-back included)',
-      peer_profile: 'onnxruntime-web\'s own WebGPU profiling of the same file in the same Chromium: mean device milliseconds per run by kernel type (and shader program); total_ms is its median session.run while profiled',
     },
     ...r,
-    peer_profile: peer,
   };
   const p = r.profile;
   console.log(`ours: ${p.runs} runs, ${p.total_ms.toFixed(1)} ms per inference, ${p.in_ops_ms.toFixed(1)} ms in compute passes`);
   for (const o of p.ops.slice(0, 10)) console.log(`  ${o.op.padEnd(30)} ${String(o.nodes).padStart(3)} pass(es) ${o.ms.toFixed(1).padStart(8)} ms ${(100 * o.share).toFixed(1).padStart(5)} %`);
-  if (peer) {
-    console.log(`onnxruntime-web: ${peer.total_ms.toFixed(1)} ms per run, ${peer.in_ops_ms.toFixed(1)} ms in kernels`);
-    for (const o of peer.ops.slice(0, 10)) console.log(`  ${o.op.padEnd(40)} ${String(o.kernels_per_run).padStart(3)} kernel(s) ${o.ms.toFixed(1).padStart(8)} ms ${(100 * o.share).toFixed(1).padStart(5)} %`);
-  }
   finish(report, 'bench/browser/profile-webgpu.json');
 }
 

@@ -1,9 +1,7 @@
 // The peer side of `node scripts/bench-browser.mjs --compare`: onnxruntime-web
 // runs the same ONNX file as the page, in the same Chromium, and leaves its
 // timings in window.ortBench. Query: ep=wasm|webgpu, model=URL, runs=N,
-// shape=1,3,224,224; profile=1 (webgpu) also runs N more times with
-// onnxruntime-web's WebGPU profiling on and leaves each kernel's device time
-// in window.ortBench.kernels (bench-browser.mjs --profile --backend gpu --compare). Times are from the navigation's start (performance.now()),
+// shape=1,3,224,224. Times are from the navigation's start (performance.now()),
 // as the page's are, so both cold starts count the same things: the runtime's
 // download and compilation, the model's download and load, the first run.
 const q = new URLSearchParams(location.search);
@@ -17,17 +15,6 @@ async function bench() {
   ort.env.wasm.numThreads = 1;
   ort.env.wasm.proxy = false;
   ort.env.wasm.wasmPaths = new URL('./', import.meta.url).href;
-  const kernels = [];
-  let profiling = false;
-  if (q.get('profile') === '1') {
-    if (ep !== 'webgpu') throw new Error('profile=1 profiles the WebGPU EP: add ep=webgpu');
-    ort.env.webgpu.profiling = {
-      mode: 'default',
-      ondata: (d) => {
-        if (profiling) kernels.push({ kernelType: d.kernelType, programName: d.programName, ms: (d.endTime - d.startTime) / 1e6, output: d.outputsMetadata?.[0]?.dims });
-      },
-    };
-  }
   const session = await ort.InferenceSession.create(q.get('model'), {
     executionProviders: [ep], graphOptimizationLevel: 'all',
   });
@@ -49,12 +36,7 @@ async function bench() {
   const first = await once();
   const warm = [];
   for (let i = 0; i < runs; i++) warm.push((await once()).ms);
-  if (q.get('profile') !== '1') return { ep, ready_at_ms: readyAt, first_run_ms: first.ms, warm_ms: warm, logits: first.logits };
-  profiling = true;
-  const profiled = [];
-  for (let i = 0; i < runs; i++) profiled.push((await once()).ms);
-  profiling = false;
-  return { ep, ready_at_ms: readyAt, first_run_ms: first.ms, warm_ms: profiled, logits: first.logits, kernels };
+  return { ep, ready_at_ms: readyAt, first_run_ms: first.ms, warm_ms: warm, logits: first.logits };
 }
 
 bench().then((r) => {
