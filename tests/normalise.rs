@@ -212,3 +212,27 @@ fn shape_arithmetic_and_constant_transposes_fold_into_initializers() {
         assert!(graph.initializer.iter().any(|t| t.name == reshape.input[1]), "the computed shape is now an initializer");
     }
 }
+
+#[test]
+fn activations_read_by_1x1_convolutions_get_a_multiple_of_16_channels() {
+    // MobileNetV2-1.0's 24-channel stage (two blocks joined by a residual Add) becomes 32 channels,
+    // the extra ones zero (normalised() checks tract gives the same logits on the rewritten graph).
+    let m = normalised(&random::mobilenet_v2(1.0, &RandomNet::new(&CLASSES, 64, 5)), None);
+    let graph = m.graph.as_ref().unwrap();
+    let weight = |name: &str| graph.initializer.iter().find(|t| t.name == name).unwrap().dims.clone();
+    let mut pointwise = 0;
+    for n in graph.node.iter().filter(|n| n.op_type == "Conv") {
+        let kernel = n.attribute.iter().find(|a| a.name == "kernel_shape").map(|a| a.ints.clone());
+        let group = n.attribute.iter().find(|a| a.name == "group").map_or(1, |a| a.i);
+        if kernel.as_deref() == Some(&[1, 1]) && group == 1 {
+            pointwise += 1;
+            let w = weight(&n.input[1]);
+            assert_eq!(w[1] % 16, 0, "{}: weight {w:?}", n.name);
+            assert_eq!(weight(&n.input[2]), [w[0]], "{}: the bias matches the output channels", n.name);
+        }
+    }
+    assert!(pointwise >= 34, "{pointwise} pointwise convolutions");
+    // No initializer is left unread.
+    let read: std::collections::HashSet<&str> = graph.node.iter().flat_map(|n| n.input.iter().map(String::as_str)).collect();
+    assert!(graph.initializer.iter().all(|t| read.contains(t.name.as_str())));
+}
