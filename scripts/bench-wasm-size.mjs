@@ -27,6 +27,7 @@ const OUT = path.resolve(ROOT, outAt >= 0 ? args[outAt + 1] : 'bench/wasm-size/b
 // one with the WebGPU backend, loaded only where a hardware adapter can use it.
 const BUILDS = {
   cpu: { cargo: 'target/wasm32-unknown-unknown/wasm/mriscreen.cargo.wasm', shipped: 'www/pkg/mriscreen_bg.wasm' },
+  cpu_relaxed_simd: { cargo: 'target/wasm32-unknown-unknown/wasm/mriscreen_relaxed.cargo.wasm', shipped: 'www/pkg/mriscreen_relaxed_bg.wasm' },
   gpu: { cargo: 'target/wasm32-unknown-unknown/wasm/mriscreen_gpu.cargo.wasm', shipped: 'www/pkg/mriscreen_gpu_bg.wasm' },
 };
 const SHIPPED = path.join(ROOT, BUILDS.cpu.shipped);

@@ -1,5 +1,5 @@
-// Writes patched copies of three dependencies (the versions Cargo.lock names)
-// for the page's wasm builds (docs/architecture.md, "Two wasm modules"; called
+// Writes patched copies of four dependencies (the versions Cargo.lock names)
+// for the page's wasm builds (docs/architecture.md, "The wasm modules"; called
 // by scripts/build-web, which points cargo at them with `--config patch`):
 //
 // - tract-nnef, without its one link-time registration. tract-nnef registers
@@ -16,6 +16,16 @@
 //   repertoire whatever the character set (Modality, Photometric
 //   Interpretation, VOI LUT Function, the image's numbers: CS, DS, IS, US),
 //   never names or descriptions, so nothing it shows or computes changes.
+// - tract-linalg, with a 4x8 f32 matrix kernel for wasm, derived from its
+//   8x8 one (rows 4-7 dropped, one v128 of A per step), which its dispatch
+//   then picks for every f32 matrix product. The 8x8 kernel keeps 16
+//   accumulators; with its operands that is more than x86-64's 16 vector
+//   registers, so V8 spills. Measured 2026-12-06 in Chromium on this 2-core
+//   x86-64 machine (`node scripts/bench-browser.mjs --profile`, the products'
+//   time per MobileNetV2-1.0 inference, two runs each): 8x8 25.6-27.0 ms,
+//   4x8 23.8-24.1 ms, and with relaxed SIMD's fused multiply-add (the
+//   pkg/mriscreen_relaxed build) 20.1-20.4 ms; tract's 4x4 29.0-29.5 ms and
+//   4x16 37.4-37.7 ms.
 // - wonnx, fusing a Clip into the convolution before it (`ConvClip`), as it
 //   already fuses a Relu (`ConvRelu`): its convolution shaders have a Clip
 //   activation, which only its compiler's op lists and the bounds were
@@ -131,9 +141,67 @@ function quiet(text) {
   return `#![allow(warnings)] // mriscreen: a patched copy of a crates.io crate (scripts/patch-crates.mjs)\n${text}`;
 }
 
+/** The text from `open` (at or after `from`) to its matching close brace, exclusive, and the close's index. */
+function braceBody(text, from, file) {
+  const open = text.indexOf('{', from);
+  let depth = 0;
+  for (let i = open; i < text.length; i++) {
+    if (text[i] === '{') depth++;
+    else if (text[i] === '}' && --depth === 0) return { start: open + 1, end: i };
+  }
+  return fail(`unbalanced braces in ${file}`);
+}
+
+/// tract-linalg's wasm f32 GEMM kernels plus a 4x8 one (8 accumulators), derived from its 8x8.
+function withF32Kernel4x8(text, file) {
+  const fnAt = text.indexOf('unsafe fn kernel_f32_8x8(');
+  const cfg = '#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]\n';
+  const start = text.lastIndexOf(cfg, fnAt);
+  const { end } = braceBody(text, fnAt, file);
+  if (fnAt < 0 || start < 0) fail(`expected kernel_f32_8x8 in ${file}; tract-linalg changed, update this script`);
+  let k = text.slice(start, end + 1).replace('kernel_f32_8x8', 'kernel_f32_4x8');
+  // The multiply-add loop: one v128 of A (4 rows) per k step instead of two.
+  const arm = 'FusedKerSpec::AddMatMul { k, pa, pb, packing: _ } =>';
+  const mm = k.indexOf(arm);
+  if (mm < 0) fail(`expected AddMatMul in kernel_f32_8x8 (${file})`);
+  const body = braceBody(k, mm + arm.length, file);
+  const rows = [0, 1, 2, 3].map((r) => `                        let s${r} = i32x4_shuffle::<${r}, ${r}, ${r}, ${r}>(av, av);
+                        a${r}lo = madd_f32x4!(a${r}lo, s${r}, blo);
+                        a${r}hi = madd_f32x4!(a${r}hi, s${r}, bhi);`).join('\n');
+  k = `${k.slice(0, body.start)}
+                    let a = pa as *const v128;
+                    let b = pb as *const v128;
+                    for i in 0..k {
+                        let av = v128_load(a.add(i));
+                        let blo = v128_load(b.add(2 * i));
+                        let bhi = v128_load(b.add(2 * i + 1));
+${rows}
+                    }
+                ${k.slice(body.end)}`;
+  // Rows 4-7 go everywhere else: declarations, accumulator lists, row pairs, row products.
+  k = k.split('\n').filter((line) => !/let mut a[4-7](lo|hi) =|\(&mut a[4-7]lo, &mut a[4-7]hi\),|^\s*\(a[4-7]lo, a[4-7]hi\),|\br[4-7]\b/.test(line)).join('\n');
+  k = k.replace(/, \(a[4-7]lo, a[4-7]hi\)/g, '').replace(/, a[4-7](lo|hi)\b/g, '');
+  if (/\ba[4-7](lo|hi)\b|\bs[4-7]\b/.test(k)) fail(`rows 4-7 left in the derived 4x8 kernel (${file}); update this script`);
+  return `${text}
+
+// mriscreen: a 4x8 tile, derived from kernel_f32_8x8 by scripts/patch-crates.mjs (why: there).
+${k}
+
+bail_stub!(wasm32; unsafe fn kernel_f32_4x8(*const FusedKerSpec<f32>) -> isize);
+
+MMMRustKernel!(wasm32; kernel_f32_4x8 => wasm_f32_4x8<f32>(4,8)@(4,8));
+`;
+}
+
+/// tract-linalg's wasm dispatch sending f32 matrix products to the 4x8 kernel.
+function withF32Gemm4x8(text, file) {
+  return replaceExactly(text, file, '(DatumType::F32, _) => Some(wasm_f32_8x8.name.as_str()),', '(DatumType::F32, _) => Some(wasm_f32_4x8.name.as_str()), // mriscreen (scripts/patch-crates.mjs)');
+}
+
 const patches = [
   { crate: 'tract-nnef', files: [['src/transform.rs', withoutNnefRegistration]] },
   { crate: 'dicom-encoding', files: [['src/text.rs', withoutEastAsianTables]] },
+  { crate: 'tract-linalg', files: [['src/wasm/mmm_f32_gemm.rs', withF32Kernel4x8], ['src/wasm/mod.rs', withF32Gemm4x8]] },
   { crate: 'wonnx', files: [['src/optimizer.rs', withConvClipFusion], ['src/compiler.rs', withConvClipShaders], ['src/lib.rs', quiet]] },
 ];
 

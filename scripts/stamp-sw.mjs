@@ -28,7 +28,7 @@ for (const f of files) {
 const version = hash.digest('hex').slice(0, 16);
 // Neither build of the engine (pkg/mriscreen*) is precached: the page names the one its worker runs
 // and the service worker stores that one, so a device never downloads the build it cannot use
-// (docs/architecture.md, "Two wasm modules").
+// (docs/architecture.md, "The wasm modules").
 const precached = (f) => f !== 'sw.js' && !f.startsWith('models/') && !f.startsWith('pkg/mriscreen') && !path.basename(f).startsWith('.');
 const shell = ['./', ...files.filter(precached), 'models/manifest.json'];
 

@@ -126,7 +126,7 @@ const CPU_ENGINE = ['pkg/mriscreen.js', 'pkg/mriscreen_bg.wasm'];
 /**
  * Stores the build of the engine (wasm and its JavaScript) the page's worker
  * runs, which install does not precache: there are two (docs/architecture.md,
- * "Two wasm modules") and a device needs only one. Only URLs under this
+ * "The wasm modules") and a device needs only one. Only URLs under this
  * scope's pkg/; the CPU build when the page names none (its model did not
  * load). Revalidated, so what the worker has just downloaded is a 304.
  */

@@ -5,7 +5,7 @@
 //!
 //! The page's CPU-only engine (the wasm every first visit downloads) parses
 //! with this set alone, so the linker drops the hundreds of operators tract's
-//! full registry would bring (docs/architecture.md, "Two wasm modules"). A
+//! full registry would bring (docs/architecture.md, "The wasm modules"). A
 //! model with any other operator is refused by that engine with
 //! [`InferenceError::OutsideCore`](crate::backend::InferenceError::OutsideCore),
 //! and the worker loads it with the full engine instead.

@@ -52,7 +52,7 @@ test('first visit: the wasm and the model are downloaded once; the service worke
   }
   // The wasm came brotli-compressed, as a static host serves it (scripts/precompress.mjs).
   const wasm = answers.find((a) => a.path.endsWith('.wasm') && a.status === 200);
-  const raw = fs.statSync(path.join(DIST, 'pkg/mriscreen_bg.wasm')).size;
+  const raw = fs.statSync(path.join(DIST, wasm.path)).size;
   assert.equal(wasm.encoding, 'br', JSON.stringify(wasm));
   assert.ok(wasm.bytes < raw / 3, `${wasm.bytes} bytes sent for ${raw}`);
   const cached = await page.evaluate(async (file) => {

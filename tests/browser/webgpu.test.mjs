@@ -17,7 +17,7 @@ import { WEBGPU_FLAGS, startServer, launch, openPage, openContextPage, classifyS
 let server, url, answers;
 before(async () => { ({ server, url, answers } = await startServer()); });
 
-/** The wasm builds the server sent since answer number `from`: 'cpu' (pkg/mriscreen_bg.wasm) and/or 'gpu'. */
+/** The wasm builds the server sent since answer number `from`: 'cpu' (pkg/mriscreen_bg.wasm or its relaxed-SIMD twin) and/or 'gpu'. */
 const wasmBuildsSent = (from) => [...new Set(answers.slice(from).filter((a) => a.status === 200 && a.path.endsWith('_bg.wasm'))
   .map((a) => (a.path.endsWith('/mriscreen_gpu_bg.wasm') ? 'gpu' : 'cpu')))].sort();
 after(() => server?.close());
@@ -117,6 +117,41 @@ test('auto mode passes over a software rasteriser for the CPU, says why, and nev
     assert.deepEqual(errors, []);
     await waitReadyOffline(page); // the service worker's precache has run too
     assert.deepEqual(wasmBuildsSent(from), ['cpu']);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('the CPU build with relaxed SIMD where the browser validates it, the plain one where not, with the same result', async () => {
+  const browser = await launch([]);
+  try {
+    const probabilities = {};
+    for (const simd of ['relaxed', 'plain']) {
+      const context = await browser.newContext();
+      // worker.js reads `simd=plain` from its name as "no relaxed SIMD here" (Chromium has it).
+      if (simd === 'plain') {
+        await context.addInitScript(() => {
+          const Original = window.Worker;
+          window.Worker = class extends Original {
+            constructor(url, options) { super(url, { ...options, name: `${options?.name ?? ''} simd=plain` }); }
+          };
+        });
+      }
+      const from = answers.length;
+      const { page, errors } = await openContextPage(context, `${url}?backend=cpu`);
+      const r = await classifySample(page, 'glioma');
+      assert.equal(r.status, 'ok', r.text);
+      assert.equal(r.backend, 'cpu');
+      const sent = new Set(answers.slice(from).filter((a) => a.status === 200 && a.path.endsWith('_bg.wasm')).map((a) => path.basename(a.path)));
+      assert.deepEqual([...sent], [simd === 'relaxed' ? 'mriscreen_relaxed_bg.wasm' : 'mriscreen_bg.wasm']);
+      assert.deepEqual(errors, []);
+      probabilities[simd] = r.probabilities;
+      await context.close();
+    }
+    // One rounding instead of two in each multiply-add: the same answer to well within the CLI comparisons' 1e-4.
+    for (const [c, p] of Object.entries(probabilities.plain)) {
+      assert.ok(Math.abs(probabilities.relaxed[c] - p) <= 1e-5, `${c}: relaxed SIMD ${probabilities.relaxed[c]} vs plain ${p}`);
+    }
   } finally {
     await browser.close();
   }

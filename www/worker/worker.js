@@ -14,12 +14,14 @@ const choice = /backend=(cpu|gpu)\b/.exec(self.name ?? '')?.[1] ?? 'auto';
 if (/\bfault=crash\b/.test(self.name ?? '')) self.mriscreenFault = 'crash';
 
 /**
- * Two builds of the wasm (scripts/build-web): pkg/mriscreen.js runs on the CPU
- * only; pkg/mriscreen_gpu.js also carries the WebGPU backend (wonnx), a larger
- * download. The WebGPU one is loaded only where it can be used: when the page
- * asks for WebGPU, or in auto mode when the browser has an adapter that is
- * not a software rasteriser. `cpuOnly` is why the CPU build was loaded in
- * auto mode (the badge's reason), or null.
+ * Three builds of the wasm (scripts/build-web): pkg/mriscreen.js runs on the CPU
+ * only; pkg/mriscreen_relaxed.js is the same built with relaxed SIMD (fused
+ * multiply-adds in the matrix kernel), loaded instead wherever the browser
+ * validates relaxed SIMD; pkg/mriscreen_gpu.js also carries the WebGPU backend
+ * (wonnx), a larger download. The WebGPU one is loaded only where it can be
+ * used: when the page asks for WebGPU, or in auto mode when the browser has an
+ * adapter that is not a software rasteriser. `cpuOnly` is why a CPU build was
+ * loaded in auto mode (the badge's reason), or null.
  *
  * The module is fetched and compiled (streaming) as soon as the worker
  * starts, while the page is still reading the manifest; a model download
@@ -39,10 +41,30 @@ async function start() {
       cpuOnly = `the WebGPU build of the engine could not be loaded (${e.message || e}); the CPU build runs`;
     }
   }
-  return { ...(await instantiate('../pkg/mriscreen.js')), cpuOnly };
+  return { ...(await instantiate(CPU_BUILD)), cpuOnly };
 }
 
 const GPU_BUILD = '../pkg/mriscreen_gpu.js';
+
+/**
+ * Whether this browser runs relaxed SIMD: a module of one function,
+ * `f32x4.relaxed_madd` of its three parameters, validates. A test names a
+ * worker `simd=plain` to see the other build chosen.
+ */
+function relaxedSimd() {
+  if (/\bsimd=plain\b/.test(self.name ?? '')) return false;
+  const madd = [0, 97, 115, 109, 1, 0, 0, 0, // "\0asm", version 1
+    1, 8, 1, 96, 3, 123, 123, 123, 1, 123, // type: (v128, v128, v128) -> v128
+    3, 2, 1, 0, // one function of that type
+    10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11]; // local.get 0 1 2; f32x4.relaxed_madd (0xfd 0x105)
+  try {
+    return WebAssembly.validate(new Uint8Array(madd));
+  } catch {
+    return false;
+  }
+}
+
+const CPU_BUILD = relaxedSimd() ? '../pkg/mriscreen_relaxed.js' : '../pkg/mriscreen.js';
 
 async function instantiate(url) {
   const module = await import(url);
