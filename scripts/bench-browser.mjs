@@ -3,7 +3,7 @@
 // real page and worker. Writes bench/browser/latency.json.
 //
 //   node scripts/bench-browser.mjs [--runs 30] [--gpu-runs 10] [--rounds 1] [--compare] [--out FILE]
-//                                  [--model FILE.onnx --shape 1,3,224,224]
+//                                  [--model FILE.onnx --shape 1,3,224,224] [--backend cpu|gpu]
 //   node scripts/bench-browser.mjs --memory   # bench/browser/memory.json: every shipped model's
 //                                             # wasm memory, and what a first visit downloads
 //   node scripts/bench-browser.mjs --profile [--runs 30] [--model FILE.onnx]
@@ -13,6 +13,7 @@
 //                                             # bench/browser/profile-webgpu.json: each WebGPU compute
 //                                             # pass timed on the device (SwiftShader here)
 //
+// --backend times one backend only (both by default).
 // --model times another ONNX file instead of the random-weight one made with
 // `mriscreen random-model` (--shape: its input's, for onnxruntime-web).
 // --compare also runs onnxruntime-web (scripts/bench-peers, installed by
@@ -66,7 +67,8 @@ if (profileMode && (compare || memoryMode)) throw new Error('--profile is a run 
 if (compare && !memoryMode && !fs.existsSync(path.join(ORT, 'dist'))) throw new Error('--compare needs onnxruntime-web: run scripts/setup bench');
 
 const site = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-bench-'));
-fs.cpSync(DIST, site, { recursive: true });
+// With their times: the server sends a .br or .gz copy only if it is no older than its original.
+fs.cpSync(DIST, site, { recursive: true, preserveTimestamps: true });
 const shape = arg('shape', '1,3,224,224');
 if (!/^\d+(,\d+){3}$/.test(shape)) throw new Error(`--shape ${shape}: give the input's four dimensions, e.g. 1,3,224,224`);
 const modelFile = path.join(site, 'models', 'bench.onnx');
@@ -336,7 +338,7 @@ if (profileMode) {
   finish(report, 'bench/browser/profile.json');
 }
 
-const backends = [['cpu', 'wasm', runs], ['gpu', 'webgpu', gpuRuns]];
+const backends = [['cpu', 'wasm', runs], ['gpu', 'webgpu', gpuRuns]].filter(([b]) => !argv.includes('--backend') || b === profileBackend);
 const results = { ours: { cpu: [], gpu: [] }, onnxruntime_web: { wasm: [], webgpu: [] } };
 for (let round = 0; round < rounds; round++) {
   for (const [backend, ep, n] of backends) {
@@ -355,8 +357,9 @@ server.close();
 fs.rmSync(site, { recursive: true, force: true });
 fs.rmSync(images, { recursive: true, force: true });
 
-/** Every round's warm runs pooled, the median of cold starts, and the runtime's bytes. */
+/** Every round's warm runs pooled, the median of cold starts, and the runtime's bytes (null: not run, --backend). */
 function summary(list) {
+  if (!list.length) return null;
   return {
     warm_median_ms: median(list.flatMap((r) => r.warm_ms)), warm_median_by_round_ms: list.map((r) => r.warm_median_ms),
     cold_median_ms: median(list.map((r) => r.cold_ms)), cold_by_round_ms: list.map((r) => r.cold_ms),
@@ -382,7 +385,7 @@ if (compare) {
   const ort = { wasm: summary(results.onnxruntime_web.wasm), webgpu: summary(results.onnxruntime_web.webgpu) };
   report.onnxruntime_web = { version: ortVersion, settings: 'numThreads 1, proxy off, graphOptimizationLevel all', ...ort, rounds: results.onnxruntime_web };
   const ratio = (a, b) => +(a / b).toFixed(3);
-  const pair = (o, t) => ({
+  const pair = (o, t) => o && t && ({
     warm: ratio(o.warm_median_ms, t.warm_median_ms), cold: ratio(o.cold_median_ms, t.cold_median_ms),
     runtime_gzip: ratio(o.runtime_bytes.gzip_9, t.runtime_bytes.gzip_9), runtime_served: ratio(o.runtime_bytes.served, t.runtime_bytes.served),
   });

@@ -35,7 +35,8 @@ export async function startServer({ root = DIST, prefix = '/' } = {}) {
 /** A temporary copy of dist/ to change (a tampered model, a new version); removed by the caller. */
 export function copyDist() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mriscreen-site-'));
-  fs.cpSync(DIST, dir, { recursive: true });
+  // With their times: the server sends a .br or .gz copy only if it is no older than its original.
+  fs.cpSync(DIST, dir, { recursive: true, preserveTimestamps: true });
   return dir;
 }
 
