@@ -23,8 +23,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const outAt = args.indexOf('--out');
 const OUT = path.resolve(ROOT, outAt >= 0 ? args[outAt + 1] : 'bench/wasm-size/breakdown.json');
-// The two builds (scripts/build-web): the CPU-only module every first visit downloads, and the
-// one with the WebGPU backend, loaded only where a hardware adapter can use it.
+// The three builds (scripts/build-web): the CPU-only module a first visit downloads, plain or
+// with relaxed SIMD, and the one with the WebGPU backend, loaded only where a hardware adapter
+// can use it.
 const BUILDS = {
   cpu: { cargo: 'target/wasm32-unknown-unknown/wasm/mriscreen.cargo.wasm', shipped: 'www/pkg/mriscreen_bg.wasm' },
   cpu_relaxed_simd: { cargo: 'target/wasm32-unknown-unknown/wasm/mriscreen_relaxed.cargo.wasm', shipped: 'www/pkg/mriscreen_relaxed_bg.wasm' },

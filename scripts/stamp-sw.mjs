@@ -1,6 +1,6 @@
 // Stamps the service worker of a built site (called by scripts/build-web):
 // its cache version becomes a hash of every file in the site, and its
-// precache list the app shell (every file except sw.js, the two builds of
+// precache list the app shell (every file except sw.js, the builds of
 // the engine, and models/, whose manifest is added and whose default model
 // the worker reads at install).
 //
@@ -26,7 +26,7 @@ for (const f of files) {
   hash.update(`${f}\0`).update(fs.readFileSync(path.join(dir, f))).update('\0');
 }
 const version = hash.digest('hex').slice(0, 16);
-// Neither build of the engine (pkg/mriscreen*) is precached: the page names the one its worker runs
+// No build of the engine (pkg/mriscreen*) is precached: the page names the one its worker runs
 // and the service worker stores that one, so a device never downloads the build it cannot use
 // (docs/architecture.md, "The wasm modules").
 const precached = (f) => f !== 'sw.js' && !f.startsWith('models/') && !f.startsWith('pkg/mriscreen') && !path.basename(f).startsWith('.');
