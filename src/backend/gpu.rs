@@ -97,7 +97,7 @@ impl GpuBackend {
 impl GpuBackend {
     /// Runs `input` `runs` times with every compute pass timed by the
     /// device's own clock (a timestamp at each pass's start and end; wonnx
-    /// runs one pass per operation, or per fused Conv+Relu). `total_ms`
+    /// runs one pass per operation, or per fused Conv+Relu or Conv+Clip). `total_ms`
     /// is the wall time of one inference, submission and read-back
     /// included; `in_ops_ms` the passes' device time.
     pub async fn profile(&self, input: &[f32], runs: usize) -> Result<Profile, InferenceError> {
@@ -152,7 +152,9 @@ fn pass_kind(nodes: &HashMap<String, (String, String)>, label: &str) -> (String,
 /// output's name.
 fn node_kinds(model: &pb::ModelProto) -> HashMap<String, (String, String)> {
     let Some(graph) = &model.graph else { return HashMap::new() };
-    let dims = |name: &str| output_dims(model, name).map(|d| format!("{d:?}")).unwrap_or_default();
+    // Looked up once per value, not searched for per node: this runs at every load.
+    let shapes: HashMap<&str, &pb::ValueInfoProto> = graph.output.iter().chain(&graph.value_info).map(|v| (v.name.as_str(), v)).collect();
+    let dims = |name: &str| shapes.get(name).and_then(|v| fixed_dims(v)).map(|d| format!("{d:?}")).unwrap_or_default();
     let weights: HashMap<&str, &[i64]> = graph.initializer.iter().map(|t| (t.name.as_str(), t.dims.as_slice())).collect();
     graph
         .node
@@ -179,12 +181,15 @@ fn conv_kind(node: &pb::NodeProto, weight: Option<&[i64]>) -> String {
     }
 }
 
-/// The fixed shape of graph output or intermediate value `name`.
+/// The fixed shape of graph output `name`.
 fn output_dims(model: &pb::ModelProto, name: &str) -> Option<Vec<usize>> {
+    fixed_dims(model.graph.as_ref()?.output.iter().find(|o| o.name == name)?)
+}
+
+/// A value's shape, if every dimension is a fixed positive number.
+fn fixed_dims(value: &pb::ValueInfoProto) -> Option<Vec<usize>> {
     use pb::{tensor_shape_proto::dimension::Value, type_proto};
-    let graph = model.graph.as_ref()?;
-    let out = graph.output.iter().chain(&graph.value_info).find(|o| o.name == name)?;
-    let type_proto::Value::TensorType(t) = out.r#type.as_ref()?.value.as_ref()?;
+    let type_proto::Value::TensorType(t) = value.r#type.as_ref()?.value.as_ref()?;
     t.shape.as_ref()?.dim.iter().map(|d| match d.value {
         Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
         _ => None,
